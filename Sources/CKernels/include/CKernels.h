@@ -1,0 +1,52 @@
+// CKernels: thin wrappers over OpenBLAS and a few memory-bound helpers.
+// No stable API: the Swift library is the public interface. Symbols are prefixed ck_.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+/// op(A) is m x k, op(B) is k x n, C is m x n; lda/ldb/ldc are row strides in elements.
+void ck_sgemm(int transA, int transB, int m, int n, int k,
+              float alpha, const float *A, int lda,
+              const float *B, int ldb,
+              float beta, float *C, int ldc);
+
+/// Number of threads OpenBLAS uses for the next calls (0 < threads).
+void ck_blas_set_threads(int threads);
+/// Threads OpenBLAS currently uses.
+int ck_blas_threads(void);
+/// OpenBLAS's configuration string (version, core, threading).
+const char *ck_blas_config(void);
+/// The kernel family OpenBLAS chose for this CPU.
+const char *ck_blas_corename(void);
+
+/// im2col for one image in CHW layout (PyTorch/Caffe order):
+/// columns[(c*kh + i)*kw + j][oy*outW + ox] = x[c][oy*sh - ph + i*dh][ox*sw - pw + j*dw], 0 outside.
+/// columns has (channels*kh*kw) rows of (outH*outW) floats.
+void ck_im2col(const float *x, int channels, int height, int width,
+               int kh, int kw, int padH, int padW, int strideH, int strideW,
+               int dilationH, int dilationW, float *columns);
+
+/// dst[i] = scale[i / group] * src[i] for i < count*group ... see stream.c. Writes with
+/// non-temporal stores where the CPU has them and dst is 16-byte aligned; falls back to plain stores.
+void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
+                          int rows, int columns, ptrdiff_t rowStride);
+
+/// dst[i] = src[i] * s for i < count, non-temporal stores where available.
+void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
+
+/// Plain copy through memcpy (used to measure the copy ceiling).
+void ck_copy(float *dst, const float *src, ptrdiff_t count);
+
+/// Make pending non-temporal stores visible (sfence on x86).
+void ck_store_fence(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
