@@ -2,6 +2,7 @@ import Foundation
 import SpatialAttention
 import TestSupport
 import XCTest
+import FuzzSupport
 
 /// A hand-built `.npy` file: magic, version, header length (2 bytes for v1, 4 for v2/v3), the header
 /// text exactly as given, then `data`. Built independently of the writer under test.
@@ -256,5 +257,18 @@ final class NPYTests: XCTestCase {
         try NPY.write(array, to: path)
         XCTAssertEqual(try NPY.read(path), array)
         XCTAssertEqual(folderContents(folder.path), ["occupied", "y.npy"])
+    }
+
+    // MARK: Seeded mutation fuzzing (spatial-fuzz / `make fuzz` run the same engine much longer)
+
+    func testSeededMutationsNeverCrashAndAlwaysThrowFileFormatErrors() {
+        let summary = runMutations(format: .npy, count: 20_000, seed: 20_251_121)
+        XCTAssertEqual(summary.executions, 20_000)
+        XCTAssertEqual(summary.violations.map(\.description), [])
+        // The mutations reach every validation stage, and some mutants still parse.
+        XCTAssertGreaterThan(summary.parsed, 100)
+        for kind in ["badHeader", "headerLengthPastEnd", "dataSizeMismatch", "unsupportedDType", "badMagic", "fortranOrder"] {
+            XCTAssertGreaterThan(summary.rejections[kind] ?? 0, 0, "no mutant was rejected with \(kind)")
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SpatialAttention
 import TestSupport
 import XCTest
+import FuzzSupport
 
 /// A hand-built safetensors file: the 8-byte length (`declaredLength`, or the header's real length),
 /// the header text exactly as given, then `data`. Independent of the writer under test.
@@ -233,5 +234,18 @@ final class SafetensorsTests: XCTestCase {
         assertThrowsFileFormatError(try reserved.write(to: path), path: path, .badHeader(detail: "the tensor name '__metadata__' is reserved"))
         XCTAssertThrowsError(try Safetensors(tensors: [:]).write(to: folder.path + "/absent/w.safetensors"))
         XCTAssertEqual(folderContents(folder.path), [])
+    }
+
+    // MARK: Seeded mutation fuzzing (spatial-fuzz / `make fuzz` run the same engine much longer)
+
+    func testSeededMutationsNeverCrashAndAlwaysThrowFileFormatErrors() {
+        let summary = runMutations(format: .safetensors, count: 20_000, seed: 20_251_121)
+        XCTAssertEqual(summary.executions, 20_000)
+        XCTAssertEqual(summary.violations.map(\.description), [])
+        // The mutations reach every validation stage, and some mutants still parse.
+        XCTAssertGreaterThan(summary.parsed, 100)
+        for kind in ["badHeader", "headerLengthPastEnd", "headerTooLarge", "uncoveredData", "offsetsOutOfRange", "overlappingOffsets", "duplicateName", "dataSizeMismatch"] {
+            XCTAssertGreaterThan(summary.rejections[kind] ?? 0, 0, "no mutant was rejected with \(kind)")
+        }
     }
 }
