@@ -71,7 +71,7 @@ def compare(actual, expected):
     bound = RTOL * np.maximum(np.abs(expected), FLOOR)
     rel = np.where(finite, err / np.maximum(np.abs(expected), FLOOR), 0.0)
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(rel), rel.shape))
-    return bool(np.all(err <= bound)), float(rel.max(initial=0.0)), worst
+    return bool(np.all((err <= bound) | ~finite)), float(rel.max(initial=0.0)), worst
 
 
 def divisors(c):
