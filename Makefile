@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Native ISA: Swift's default x86-64 target is SSE-only (docs/design.md).
-NATIVE_FLAGS := -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native
+NATIVE_FLAGS := -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native -Xswiftc -DSPATIAL_ATTENTION_FMA
 NATIVE_BUILD := --scratch-path .build-native
 BASELINE_BUILD := --scratch-path .build-baseline
 # An OpenBLAS worker spins after a multithreaded GEMM and steals a core from our next kernel.

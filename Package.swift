@@ -11,7 +11,8 @@ import PackageDescription
 // dependency. Setting SPATIAL_ATTENTION_NATIVE=1 in the environment does the same from the manifest
 // (for root-package or path-dependency use only: SwiftPM rejects unsafeFlags in versioned dependencies).
 let native = ProcessInfo.processInfo.environment["SPATIAL_ATTENTION_NATIVE"] == "1"
-let nativeSwift: [SwiftSetting] = native ? [.unsafeFlags(["-target-cpu", "native"])] : []
+let nativeSwift: [SwiftSetting] = native
+    ? [.unsafeFlags(["-target-cpu", "native"]), .define("SPATIAL_ATTENTION_FMA")] : []
 let nativeC: [CSetting] = native ? [.unsafeFlags(["-march=native"])] : []
 
 // MARK: - Public API

@@ -19,30 +19,44 @@ extension Naive {
         let cPerGroup = C / groups, kPerGroup = K / groups
         precondition(weight.count == K * cPerGroup * kh * kw, "weight count")
         var y = ReferenceTensor(shape: Shape(N, K, out.height, out.width))
-        // Pass 1: the window sums.
-        for n in 0..<N {
-            for k in 0..<K {
-                let g = k / kPerGroup
-                for oy in 0..<out.height {
-                    for ox in 0..<out.width {
-                        var sum = Double(bias?[k] ?? 0)
+        // Pass 1: the window sums, accumulated tap by tap over the output plane (the same sum as the
+        // formula, in an order that keeps the Double loops fast enough for whole-network tests).
+        let (OH, OW) = (out.height, out.width)
+        var ys = y.values
+        // Buffer pointers only to keep Swift's copy-on-write check out of the innermost loop.
+        x.values.withUnsafeBufferPointer { xs in
+            ys.withUnsafeMutableBufferPointer { ys in
+                for n in 0..<N {
+                    for k in 0..<K {
+                        let g = k / kPerGroup
+                        let plane = (n * K + k) * OH * OW
+                        for p in 0..<(OH * OW) { ys[plane + p] = Double(bias?[k] ?? 0) }
                         for cg in 0..<cPerGroup {
                             let c = g * cPerGroup + cg
+                            let source = (n * C + c) * H * W
                             for i in 0..<kh {
-                                let iy = oy * window.strideHeight - window.paddingHeight + i * window.dilationHeight
-                                if iy < 0 || iy >= H { continue }
                                 for j in 0..<kw {
-                                    let ix = ox * window.strideWidth - window.paddingWidth + j * window.dilationWidth
-                                    if ix < 0 || ix >= W { continue }
-                                    sum += Double(weight[((k * cPerGroup + cg) * kh + i) * kw + j]) * x[n, c, iy, ix]
+                                    let w = Double(weight[((k * cPerGroup + cg) * kh + i) * kw + j])
+                                    // Output columns whose tap column ix = ox·sw + dx lies inside the image.
+                                    let dx = j * window.dilationWidth - window.paddingWidth
+                                    var lower = 0, upper = OW
+                                    while lower < OW && lower * window.strideWidth + dx < 0 { lower += 1 }
+                                    while upper > lower && (upper - 1) * window.strideWidth + dx >= W { upper -= 1 }
+                                    for oy in 0..<OH {
+                                        let iy = oy * window.strideHeight - window.paddingHeight + i * window.dilationHeight
+                                        if iy < 0 || iy >= H { continue }
+                                        for ox in lower..<upper {
+                                            ys[plane + oy * OW + ox] += w * xs[source + iy * W + ox * window.strideWidth + dx]
+                                        }
+                                    }
                                 }
                             }
                         }
-                        y[n, k, oy, ox] = sum
                     }
                 }
             }
         }
+        y.values = ys
         // Pass 2: residual and activation.
         if let residual { y = add(y, residual) }
         return self.activation(y, activation)

@@ -43,7 +43,7 @@ final class Conv2DTests: XCTestCase {
                 }
             }
         }
-        XCTAssertGreaterThan(cases, 300, "the sweep skipped most windows")
+        XCTAssertGreaterThan(cases, 250, "the sweep skipped most windows")
     }
 
     func testChannelsAcrossVectorWidthWithResidualAndActivations() throws {

@@ -32,8 +32,8 @@ void ck_im2col(const float *x, int channels, int height, int width,
                int kh, int kw, int padH, int padW, int strideH, int strideW,
                int dilationH, int dilationW, float *columns);
 
-/// dst[i] = scale[i / group] * src[i] for i < count*group ... see stream.c. Writes with
-/// non-temporal stores where the CPU has them and dst is 16-byte aligned; falls back to plain stores.
+/// dst[r*rowStride + j] = scale[j] * src[r*rowStride + j] for r < rows, j < columns, written with
+/// non-temporal stores where the CPU has them (plain stores elsewhere and at unaligned edges).
 void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
                           int rows, int columns, ptrdiff_t rowStride);
 
@@ -42,6 +42,9 @@ void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
 
 /// Plain copy through memcpy (used to measure the copy ceiling).
 void ck_copy(float *dst, const float *src, ptrdiff_t count);
+
+/// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L1.
+void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);

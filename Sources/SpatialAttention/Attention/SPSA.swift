@@ -1,76 +1,174 @@
-// STAND-IN for the founder's SPSA (branch models only). It has the API described in
-// /work/notes/common.md so that the models compile before SPSA lands on main; when it does,
-// `git merge main` replaces this file (on a conflict, take main's version and delete this one).
-import Foundation
-
-/// Simple parameter-free self-attention (stand-in): `out = (1 − σ(corr(x[p], k)))^α ∘ x`, `k` = GAP(x).
-public struct SPSA: Layer {
-    /// How a pixel is compared with the key.
-    public enum Similarity: String, Sendable, CaseIterable { case correlation, cosine }
-
-    public let alpha: Float
-    public let channelsPerHead: Int?
-    public let heads: Int?
-    public let reverse: Bool
-    public let similarity: Similarity
-
-    public init(alpha: Float = 2, channelsPerHead: Int = 64, reverse: Bool = true, similarity: Similarity = .correlation) {
-        self.alpha = alpha; self.channelsPerHead = channelsPerHead; self.heads = nil
-        self.reverse = reverse; self.similarity = similarity
+/// Simple parameter-free self-attention (SPSA, GSCA): `out = (1 − σ(corr(x[p], k)))^α ∘ x`, `k` = GAP(x).
+///
+/// Shapes: `x` `[N, C, H, W]` in either layout, `out` the same shape and layout. Heads split `C` into
+/// groups of `channelsPerHead` consecutive channels; each group has its own key and attention map.
+/// For image `n` and head `g` (channels `c ∈ g·cph ..< (g+1)·cph`):
+///
+/// ```
+/// k_c  = mean_{h,w} x[n,c,h,w]                       (global average pool)
+/// kc   = k − mean_c(k)
+/// xc_p = x[n,·,p] − mean_c(x[n,·,p])                 (per pixel p)
+/// corr = Σ_c xc_p·kc / (‖xc_p‖·‖kc‖)                 (Pearson correlation, 001 Eq. 1)
+/// A_p  = (1 − σ(corr))^α   (reverse, default)   or   σ(corr)^α   (no reverse)
+/// out[n,c,p] = A_p · x[n,c,p]
+/// ```
+///
+/// With ``Similarity/cosine`` nothing is centred (`kc = k`, `xc = x`): the ablation of 002 Table 10.
+///
+/// Matches ``Naive`` `spsa(_:alpha:channelsPerHead:reverse:similarity:)` (a transcription of 001 A.1)
+/// within `Tolerance.spsa`, in both layouts, for any thread count.
+///
+/// Degenerate and non-finite input:
+/// - where a pixel's channel vector within a head is constant (`‖xc‖ = 0`: common after ReLU, and
+///   always with one channel per head), or the head's key is constant (`‖kc‖ = 0`), `corr` is 0 and
+///   `A = 0.5^α`, never NaN (the paper's code divides 0 by 0 there). For ``Similarity/cosine`` the
+///   degenerate vectors are the all-zero ones.
+/// - a NaN or ±Inf anywhere in a head's input makes that head's key NaN, so the whole head's output is
+///   NaN (with α = 0, `A = 1` and the output is the input, as `NaN ** 0 = 1` in PyTorch).
+/// - moments are accumulated in Float32 with shifted sums (robust to a large common offset such as
+///   `x + 1000`); inputs beyond about `1e18` in magnitude overflow the squared norms.
+public struct SPSA: Layer, Hashable {
+    /// How channels are compared with the key.
+    public enum Similarity: String, CaseIterable, Sendable {
+        /// Pearson correlation (centred cosine): the paper's choice.
+        case correlation
+        /// Cosine similarity without centring: the ablation.
+        case cosine
     }
 
+    /// How `C` is split into heads.
+    public enum HeadSplit: Hashable, Sendable {
+        /// A fixed number of channels per head (002 §4.2: 64); heads = C / channelsPerHead.
+        case channelsPerHead(Int)
+        /// A fixed number of heads; channelsPerHead = C / heads.
+        case heads(Int)
+    }
+
+    /// The exponent α ≥ 0 of the attention map (002: 2). α = 1 and α = 2 have fast paths.
+    public var alpha: Float
+    /// How channels are grouped into heads.
+    public var headSplit: HeadSplit
+    /// True for `A = (1 − σ(corr))^α` (the paper's reverse operation), false for `σ(corr)^α`.
+    public var reverse: Bool
+    /// Correlation (default) or cosine similarity.
+    public var similarity: Similarity
+
+    /// SPSA with `channelsPerHead` channels in each head (default 64, 002 §4.2).
+    public init(alpha: Float = 2, channelsPerHead: Int = 64, reverse: Bool = true,
+                similarity: Similarity = .correlation) {
+        self.alpha = alpha
+        self.headSplit = .channelsPerHead(channelsPerHead)
+        self.reverse = reverse
+        self.similarity = similarity
+    }
+
+    /// SPSA with a fixed number of heads.
     public init(alpha: Float = 2, heads: Int, reverse: Bool = true, similarity: Similarity = .correlation) {
-        self.alpha = alpha; self.channelsPerHead = nil; self.heads = heads
-        self.reverse = reverse; self.similarity = similarity
+        self.alpha = alpha
+        self.headSplit = .heads(heads)
+        self.reverse = reverse
+        self.similarity = similarity
     }
 
-    func headCount(_ channels: Int) throws -> Int {
-        let h = heads ?? (channels / max(1, channelsPerHead ?? 64))
-        guard h > 0, channels % h == 0 else { throw ShapeError("SPSA heads do not divide C in \(channels)") }
-        return h
+    /// The number of heads for `channels` channels.
+    ///
+    /// - Throws: ``ShapeError`` when the channels do not split evenly; ``ArgumentError`` when the
+    ///   head size or count is below 1.
+    public func heads(forChannels channels: Int) throws -> Int {
+        switch headSplit {
+        case let .channelsPerHead(cph):
+            guard cph >= 1 else { throw ArgumentError("SPSA channelsPerHead must be ≥ 1, got \(cph)") }
+            guard channels % cph == 0 else {
+                throw ShapeError("SPSA: C = \(channels) is not a multiple of channelsPerHead = \(cph)")
+            }
+            return channels / cph
+        case let .heads(h):
+            guard h >= 1 else { throw ArgumentError("SPSA heads must be ≥ 1, got \(h)") }
+            guard channels % h == 0 else {
+                throw ShapeError("SPSA: C = \(channels) is not a multiple of heads = \(h)")
+            }
+            return h
+        }
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try callAsFunction(x, threads: nil) }
+    /// Applies SPSA: a new tensor of the same shape and layout as `x`.
+    ///
+    /// - Throws: ``ShapeError`` when `x` is empty or `C` does not split into heads;
+    ///   ``ArgumentError`` when α is negative or not finite.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try callAsFunction(x, threads: nil)
+    }
 
+    /// Applies SPSA on at most `threads` threads (`nil`: ``Threads/defaultCount``).
     public func callAsFunction(_ x: Tensor, threads: Int?) throws -> Tensor {
-        var y = x
-        try applyInPlace(&y, threads: threads)
-        return y
+        var output = Tensor(unchecked: x.shape, layout: x.layout, scalars: [Float](repeating: 0, count: x.shape.count))
+        try apply(to: x, into: &output, threads: threads)
+        return output
     }
 
-    public func applyInPlace(_ x: inout Tensor, threads: Int? = nil) throws {
-        let s = x.shape
-        let h = try headCount(s.channels)
-        let d = s.channels / h
-        var t = x.converted(to: .nchw)
-        let P = s.pixels
-        t.scalars.withUnsafeMutableBufferPointer { v in
-            for n in 0..<s.batch {
-                for head in 0..<h {
-                    let base = (n * s.channels + head * d) * P
-                    var k = [Float](repeating: 0, count: d)
-                    for c in 0..<d { var sum: Float = 0; for p in 0..<P { sum += v[base + c * P + p] }; k[c] = sum / Float(P) }
-                    let kMean = k.reduce(0, +) / Float(d)
-                    let kc = k.map { $0 - kMean }
-                    let kd = kc.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    for p in 0..<P {
-                        var qMean: Float = 0
-                        for c in 0..<d { qMean += v[base + c * P + p] }
-                        qMean /= Float(d)
-                        var dot: Float = 0, qq: Float = 0
-                        for c in 0..<d { let q = v[base + c * P + p] - qMean; dot += q * kc[c]; qq += q * q }
-                        let corr = dot / (qq.squareRoot() * kd)
-                        let sig = 1 / (1 + Foundation.exp(-corr))
-                        let a = Foundation.pow(reverse ? 1 - sig : sig, alpha)
-                        for c in 0..<d { v[base + c * P + p] *= a }
-                    }
-                }
+    /// Writes SPSA of `x` into `output`, which must have the shape and layout of `x`.
+    ///
+    /// - Throws: as ``callAsFunction(_:)``, and ``ShapeError`` when `output` does not match `x`.
+    public func apply(to x: Tensor, into output: inout Tensor, threads: Int? = nil) throws {
+        guard output.shape == x.shape, output.layout == x.layout else {
+            throw ShapeError("SPSA output \(output.shape) \(output.layout) does not match input \(x.shape) \(x.layout)")
+        }
+        let plan = try makePlan(for: x.shape, layout: x.layout)
+        x.scalars.withUnsafeBufferPointer { src in
+            output.scalars.withUnsafeMutableBufferPointer { dst in
+                plan.run(source: src.baseAddress!, destination: dst.baseAddress!, threads: Threads.resolve(threads))
             }
         }
-        x = t.converted(to: x.layout)
     }
 
-    public func outputShape(for input: Shape) throws -> Shape { _ = try headCount(input.channels); return input }
+    /// Applies SPSA in place (inference: no second buffer).
+    ///
+    /// - Throws: as ``callAsFunction(_:)``.
+    public func applyInPlace(_ x: inout Tensor, threads: Int? = nil) throws {
+        let plan = try makePlan(for: x.shape, layout: x.layout)
+        x.scalars.withUnsafeMutableBufferPointer { buffer in
+            let p = buffer.baseAddress!
+            plan.run(source: UnsafePointer(p), destination: p, threads: Threads.resolve(threads))
+        }
+    }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        _ = try makePlan(for: input, layout: .nchw)
+        return input
+    }
+
+    /// SPSA has no learned parameters.
     public var parameterCount: Int { 0 }
-    public func multiplyAccumulates(for input: Shape) throws -> Int { _ = try outputShape(for: input); return 0 }
+
+    /// Zero in the papers' convention (001 Table 1 lists ResNet-50 and ResNet-50 + SPSA at the same
+    /// 4.11 G): SPSA's `O(HW·C)` element-wise work is not a multiply-accumulate of a conv or fc layer.
+    /// ``arithmeticOperations(for:)`` gives its real operation count.
+    public func multiplyAccumulates(for input: Shape) throws -> Int {
+        _ = try outputShape(for: input)
+        return 0
+    }
+
+    /// The floating-point operations of one call: per element the key sum (1), the moment passes (5)
+    /// and the scaling (1), about `7·N·C·H·W`, plus a per-pixel term for σ and the power.
+    public func arithmeticOperations(for input: Shape) throws -> Int {
+        _ = try outputShape(for: input)
+        return 7 * input.count + 20 * input.batch * (try heads(forChannels: input.channels)) * input.pixels
+    }
+
+    func makePlan(for shape: Shape, layout: Layout) throws -> SPSAPlan {
+        try shape.validate()
+        guard !shape.isEmpty else { throw ShapeError("SPSA needs a non-empty tensor, got \(shape)") }
+        guard alpha.isFinite, alpha >= 0 else { throw ArgumentError("SPSA alpha must be finite and ≥ 0, got \(alpha)") }
+        let heads = try heads(forChannels: shape.channels)
+        return SPSAPlan(shape: shape, layout: layout, heads: heads, alpha: alpha, reverse: reverse,
+                        centered: similarity == .correlation)
+    }
+}
+
+/// SPSA with the given options applied to `x`; see ``SPSA``.
+///
+/// - Throws: as ``SPSA/callAsFunction(_:)``.
+public func spsa(_ x: Tensor, alpha: Float = 2, channelsPerHead: Int = 64, reverse: Bool = true,
+                 similarity: SPSA.Similarity = .correlation, threads: Int? = nil) throws -> Tensor {
+    try SPSA(alpha: alpha, channelsPerHead: channelsPerHead, reverse: reverse, similarity: similarity)(x, threads: threads)
 }

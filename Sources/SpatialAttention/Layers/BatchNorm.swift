@@ -113,12 +113,17 @@ extension Conv2D {
         }
         let (scale, shift) = batchNorm.affine
         let perFilter = weight.count / outputChannels
-        var folded = weight
-        var foldedBias = [Float](repeating: 0, count: outputChannels)
-        for k in 0..<outputChannels {
-            for i in (k * perFilter)..<((k + 1) * perFilter) { folded[i] = Float(Double(weight[i]) * scale[k]) }
-            foldedBias[k] = Float(Double(bias?[k] ?? 0) * scale[k] + shift[k])
+        let folded = [Float](unsafeUninitializedCapacity: weight.count) { out, count in
+            weight.withUnsafeBufferPointer { w in
+                for k in 0..<outputChannels {
+                    let s = scale[k]
+                    for i in (k * perFilter)..<((k + 1) * perFilter) { out[i] = Float(Double(w[i]) * s) }
+                }
+            }
+            count = weight.count
         }
+        var foldedBias = [Float](repeating: 0, count: outputChannels)
+        for k in 0..<outputChannels { foldedBias[k] = Float(Double(bias?[k] ?? 0) * scale[k] + shift[k]) }
         return try Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, window: window,
                           groups: groups, weight: folded, bias: foldedBias, activation: activation)
     }

@@ -97,7 +97,6 @@ struct ParameterSource {
             collected[name] = tensor
             return tensor.values
         }
-        var values = [Float](repeating: 0, count: count)
         let (lower, upper): (Float, Float)
         switch initializer {
         case let .kaiming(fanIn):
@@ -107,12 +106,15 @@ struct ParameterSource {
             (lower, upper) = (a, b)
         }
         // Two 24-bit uniforms per 64-bit draw: seeding ResNet-152's 60M values takes ~0.2 s.
-        var i = 0
-        while i < count {
-            let bits = generator.next()
-            values[i] = lower + (upper - lower) * Float(bits >> 40) * 0x1p-24
-            if i + 1 < count { values[i + 1] = lower + (upper - lower) * Float((bits >> 8) & 0xFF_FFFF) * 0x1p-24 }
-            i += 2
+        let values = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            var i = 0
+            while i < count {
+                let bits = generator.next()
+                out[i] = lower + (upper - lower) * Float(bits >> 40) * 0x1p-24
+                if i + 1 < count { out[i + 1] = lower + (upper - lower) * Float((bits >> 8) & 0xFF_FFFF) * 0x1p-24 }
+                i += 2
+            }
+            initialized = count
         }
         collected[name] = ParameterTensor(unchecked: shape, values: values)
         return values
