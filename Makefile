@@ -28,15 +28,15 @@ bench-baseline: deps
 	$(SWIFT) build -c release $(BASELINE_BUILD) --product spatial-bench
 	.build-baseline/release/spatial-bench $(BENCH_ARGS)
 
-# Tests run in release builds (debug builds of SIMD code are ~700× slower), once for the host ISA
+# Tests run serially (XCTest then prints its "Executed N tests" summary) in release builds (debug builds of SIMD code are ~700× slower), once for the host ISA
 # and once for Swift's default target, since kernels must be correct in both builds.
 test: deps test-native test-baseline
 
 test-native:
-	$(SWIFT) test -c release $(NATIVE_BUILD) $(NATIVE_FLAGS) --parallel --disable-swift-testing
+	$(SWIFT) test -c release $(NATIVE_BUILD) $(NATIVE_FLAGS) --disable-swift-testing
 
 test-baseline:
-	$(SWIFT) test -c release $(BASELINE_BUILD) --parallel --disable-swift-testing
+	$(SWIFT) test -c release $(BASELINE_BUILD) --disable-swift-testing
 
 # The suite under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer. Release builds: debug
 # builds of SIMD code are ~700× slower, and the sanitizers instrument release code as well. XCTest
