@@ -37,6 +37,10 @@ final class SPSAKeys: @unchecked Sendable {
     private let plan: SPSAPlan
     /// `N·C` key values (head g of image n at `(n·C + g·cph)`).
     private let storage: UnsafeMutablePointer<Float>
+    /// `N·C` channel means `k[n,c]` in Double. Rounding them to Float cost up to 6e-8·|k| in a
+    /// centred key whose entries can be 100× smaller than |k|: the largest error term against the
+    /// naive twin (7e-6 relative with 3 channels a head).
+    private let means: UnsafeMutablePointer<Double>
     private var inverseNorms: [Float]
     private var degenerate: [Bool]
     private var sums: [Float]
@@ -45,10 +49,11 @@ final class SPSAKeys: @unchecked Sendable {
         self.plan = plan
         let (N, C) = (plan.shape.batch, plan.shape.channels)
         storage = .allocate(capacity: N * C)
+        means = .allocate(capacity: N * C)
         inverseNorms = [Float](repeating: 0, count: N * plan.heads)
         degenerate = [Bool](repeating: false, count: N * plan.heads)
         sums = [Float](repeating: 0, count: N * plan.heads)
-        // storage[n·C + c] = mean_p (x[n,c,p] − x[n,c,0]): shifted by the channel's first pixel.
+        // means[n·C + c] = mean_p x[n,c,p], accumulated as shift + mean_p (x[n,c,p] − shift).
         switch plan.layout {
         case .nchw: shiftedMeansChannelsFirst(x, threads: threads)
         case .nhwc: shiftedMeansChannelsLast(x, threads: threads)
@@ -56,7 +61,10 @@ final class SPSAKeys: @unchecked Sendable {
         finish(x)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        means.deallocate()
+    }
 
     @inline(__always)
     func head(_ n: Int, _ g: Int) -> Head {
@@ -65,20 +73,38 @@ final class SPSAKeys: @unchecked Sendable {
                     inverseNorm: inverseNorms[i], degenerate: degenerate[i], sum: sums[i])
     }
 
-    // Both layouts sum x − x[c,0] in Float over blocks of pixels and add the block sums into a Double
-    // total: the shift is one sample, not the mean, so the running sum grows like P·(k − x[c,0]), and a
-    // Float total over a 270×260 image lost 1e-4 of the centred key (measured: a 3.7e-5 relative error
-    // in the output).
+    // Both layouts sum x − s in Float over short blocks of pixels (1024 pixels over 64 lanes in NCHW,
+    // 32 pixels a lane in NHWC) and add the block sums into a Double total. The shift s is the
+    // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
+    // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
+    // equal values is exact, so a constant channel still gives exactly its value.
+
+    /// `Σ_{i<16} p[i·stride + lane]` for 16 lanes, as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> FloatVector {
+        var level = (0..<8).map { p.loadVector(2 * $0 * stride) + p.loadVector((2 * $0 + 1) * stride) }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
+
+    /// `Σ_{i<16} p[i·stride]` as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> Float {
+        var level = (0..<8).map { p[2 * $0 * stride] + p[(2 * $0 + 1) * stride] }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
 
     private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, threads: Int) {
         let P = plan.shape.pixels
         let rows = plan.shape.batch * plan.shape.channels
-        let storage = self.storage
+        let means = self.means
         let rowsPerItem = 8, pixelBlock = 1024
         Threads.forEach((rows + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             for row in (item * rowsPerItem)..<min(rows, (item + 1) * rowsPerItem) {
                 let r = x + row * P
-                let s = FloatVector(repeating: r[0])
+                let shift = P >= 16 ? r.loadVector(0).treeSum / 16 : r[0]
+                let s = FloatVector(repeating: shift)
                 var total = 0.0
                 var p0 = 0
                 while p0 < P {
@@ -92,26 +118,34 @@ final class SPSAKeys: @unchecked Sendable {
                     }
                     while p + 16 <= end { a0 += r.loadVector(p) - s; p += 16 }
                     var sum = ((a0 + a1) + (a2 + a3)).treeSum
-                    while p < end { sum += r[p] - r[0]; p += 1 }
+                    while p < end { sum += r[p] - shift; p += 1 }
                     total += Double(sum)
                     p0 = end
                 }
-                storage[row] = Float(total / Double(P))
+                means[row] = Double(shift) + total / Double(P)
             }
         }
     }
 
     private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, threads: Int) {
         let (N, C, P) = (plan.shape.batch, plan.shape.channels, plan.shape.pixels)
-        let storage = self.storage
-        let block = 64, pixelBlock = 256
+        let means = self.means
+        let block = 64, pixelBlock = 32
         let blocks = (C + block - 1) / block
         Threads.forEach(N * blocks, threads: threads) { item in
             let n = item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
             let first = x + n * P * C + c0
             var total = [Double](repeating: 0, count: width)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { buffer in
-                let partial = buffer.baseAddress!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { buffer in
+                let partial = buffer.baseAddress!, shift = partial + block
+                // The shift of each channel: the balanced sum of its first 16 pixels over 16.
+                var j = 0
+                if P >= 16 {
+                    while j + 16 <= width { shift.storeVector(Self.balancedSum16(first + j, stride: C) / 16, j); j += 16 }
+                    while j < width { shift[j] = Self.balancedSum16(first + j, stride: C) / 16; j += 1 }
+                } else {
+                    for j in 0..<width { shift[j] = first[j] }
+                }
                 var p0 = 0
                 while p0 < P {
                     partial.initialize(repeating: 0, count: block)
@@ -119,37 +153,35 @@ final class SPSAKeys: @unchecked Sendable {
                         let row = first + p * C
                         var j = 0
                         while j + 16 <= width {
-                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - first.loadVector(j)), j)
+                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - UnsafePointer(shift).loadVector(j)), j)
                             j += 16
                         }
-                        while j < width { partial[j] += row[j] - first[j]; j += 1 }
+                        while j < width { partial[j] += row[j] - shift[j]; j += 1 }
                     }
                     for j in 0..<width { total[j] += Double(partial[j]) }
                     p0 += pixelBlock
                 }
+                for j in 0..<width { means[n * C + c0 + j] = Double(shift[j]) + total[j] / Double(P) }
             }
-            for j in 0..<width { storage[n * C + c0 + j] = Float(total[j] / Double(P)) }
         }
     }
 
-    /// Turns shifted means into the centred (or raw) key of each head, in Double: `cph` values a head.
+    /// Turns channel means into the centred (or raw) key of each head, in Double: `cph` values a head.
     /// The reductions use four independent accumulators: with one, a 512-channel head spent 2 µs
     /// waiting on the add latency (measured on `[1, 512, 7, 7]`).
     private func finish(_ x: UnsafePointer<Float>) {
         let (C, cph) = (plan.shape.channels, plan.channelsPerHead)
-        let strides = plan.layout.strides(for: plan.shape)
         withUnsafeTemporaryAllocation(of: Double.self, capacity: cph) { buffer in
             let shifted = buffer.baseAddress!
             for n in 0..<plan.shape.batch {
                 for g in 0..<plan.heads {
                     let base = n * C + g * cph
-                    let first = x + n * strides.n + g * cph * strides.c
-                    // k_c − x[n, c0, 0] (correlation) or k_c (cosine): x[n, c, 0] was each channel's shift.
-                    // Centred, everything is relative to the first channel too, so equal keys give zero.
-                    let origin = plan.centered ? Double(first[0]) + Double(storage[base]) : 0
+                    // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
+                    // give exactly zero.
+                    let origin = plan.centered ? means[base] : 0
                     var m = SIMD4<Double>()
                     for j in 0..<cph {
-                        let value = (Double(first[j * strides.c]) + Double(storage[base + j])) - origin
+                        let value = means[base + j] - origin
                         shifted[j] = value
                         m[j & 3] += value
                     }
