@@ -10,7 +10,7 @@ BASELINE_BUILD := --scratch-path .build-baseline
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 BENCH_ARGS ?= all
 
-.PHONY: deps build bench bench-baseline test test-native test-baseline clean fuzz
+.PHONY: deps build bench bench-baseline test test-native test-baseline clean fuzz test-asan test-tsan
 
 deps:
 	@if ! dpkg -s libopenblas-dev liblapacke-dev >/dev/null 2>&1; then \
@@ -38,6 +38,17 @@ test-native:
 test-baseline:
 	$(SWIFT) test -c release $(BASELINE_BUILD) --disable-swift-testing
 
+# The suite under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer. Release builds: debug
+# builds of SIMD code are ~700× slower, and the sanitizers instrument release code as well. XCTest
+# leaks its own bookkeeping, suppressed by scripts/lsan-xctest.supp. A report fails the run (ASan
+# aborts at the first error, LSan and TSan exit non-zero at the end).
+test-asan: deps
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-xctest.supp \
+		$(SWIFT) test -c release --scratch-path .build-asan --sanitize=address --disable-swift-testing
+
+test-tsan: deps
+	$(SWIFT) test -c release --scratch-path .build-tsan --sanitize=thread --disable-swift-testing
+
 # Fuzzing of the .npy and safetensors readers (Fuzz/): one million seeded structure-aware mutations
 # per reader, then libFuzzer (coverage-guided, seeded with the same corpus and a token dictionary)
 # for FUZZ_SECONDS per reader. libFuzzer stops on a crash, a violated invariant, an input slower
@@ -60,4 +71,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf .build .build-native .build-baseline .build-fuzz
+	rm -rf .build .build-native .build-baseline .build-fuzz .build-asan .build-tsan

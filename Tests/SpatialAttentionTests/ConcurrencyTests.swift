@@ -1,0 +1,90 @@
+import Dispatch
+import Foundation
+import SpatialAttention
+import TestSupport
+import XCTest
+
+/// Many threads calling the same layer value at once get, bit for bit, what a lone caller gets: layers
+/// are immutable values with no shared scratch state, and their kernels give each work item to one
+/// worker with the same arithmetic whatever the thread count. Run under ThreadSanitizer by
+/// `make test-tsan`.
+final class ConcurrencyTests: XCTestCase {
+    /// Callers at once: more than the machine's cores, so calls interleave.
+    private let callers = 8
+
+    /// The layers under test with an input shape each: small shapes (the sanitizer builds are debug
+    /// builds), plus one SPSA call above the kernel's parallel threshold so that its own workers run
+    /// inside each concurrent call.
+    private var cases: [(name: String, layer: any Layer, shape: Shape)] {
+        [
+            ("SPSA h=1", SPSA(alpha: 2, channelsPerHead: 16), Shape(2, 16, 9, 7)),
+            ("SPSA h=4 cosine no-reverse", SPSA(alpha: 2.5, heads: 4, reverse: false, similarity: .cosine), Shape(1, 32, 5, 5)),
+            ("SPSA above the parallel threshold", SPSA(alpha: 1, channelsPerHead: 64), Shape(1, 64, 96, 96)),
+        ]
+    }
+
+    func testManyThreadsCallingOneLayerGetTheSingleThreadResults() throws {
+        for item in cases {
+            for layout in Layout.allCases {
+                let inputs = (0..<callers).map { seededTensor(item.shape, layout: layout, seed: UInt64(100 + $0)) }
+                let expected = try inputs.map { try item.layer($0) }
+                let results = ResultBox(count: callers)
+                let layer = item.layer
+                DispatchQueue.concurrentPerform(iterations: callers) { i in
+                    results.set(i, Result { try layer(inputs[i]) })
+                }
+                for i in 0..<callers {
+                    let result = try results.get(i).get()
+                    XCTAssertEqual(result.scalars.map(\.bitPattern), expected[i].scalars.map(\.bitPattern),
+                                   "\(item.name) \(layout) caller \(i)")
+                }
+            }
+        }
+    }
+
+    func testSPSAThreadCountDoesNotChangeTheResult() throws {
+        let x = seededTensor(Shape(1, 64, 96, 96), layout: .nchw, seed: 7)
+        let layer = SPSA(alpha: 2, channelsPerHead: 32)
+        let one = try layer(x, threads: 1)
+        for threads in [2, 3, 8] {
+            XCTAssertEqual(try layer(x, threads: threads).scalars.map(\.bitPattern), one.scalars.map(\.bitPattern), "threads \(threads)")
+        }
+    }
+
+    func testConcurrentReadersDecodeTheSameFiles() throws {
+        let array = try NDArray(shape: [3, 4, 5], values: (0..<60).map { Float($0) * 0.5 })
+        let npy = NPY.encode(array)
+        let safetensors = try Safetensors(tensors: ["a": array], metadata: ["k": "v"]).encoded()
+        let results = ResultBox(count: 4 * callers)
+        DispatchQueue.concurrentPerform(iterations: 4 * callers) { i in
+            results.set(i, Result {
+                let a = try NPY.decode(npy)
+                let b = try Safetensors(decoding: safetensors).tensors["a"]!
+                guard a == array, b == array else { throw ShapeError("decoded arrays differ") }
+                return try Tensor(a)
+            })
+        }
+        for i in 0..<(4 * callers) { XCTAssertNoThrow(try results.get(i).get()) }
+    }
+}
+
+/// Results written by concurrent callers, one slot each, behind a lock.
+private final class ResultBox: @unchecked Sendable {
+    private var slots: [Result<Tensor, any Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ value: Result<Tensor, any Error>) {
+        lock.lock()
+        slots[i] = value
+        lock.unlock()
+    }
+
+    func get(_ i: Int) throws -> Result<Tensor, any Error> {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let value = slots[i] else { throw ShapeError("caller \(i) produced nothing") }
+        return value
+    }
+}
