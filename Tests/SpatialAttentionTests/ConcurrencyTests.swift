@@ -16,12 +16,27 @@ final class ConcurrencyTests: XCTestCase {
     /// builds), plus one SPSA call above the kernel's parallel threshold so that its own workers run
     /// inside each concurrent call.
     private var cases: [(name: String, layer: any Layer, shape: Shape)] {
-        [
+        var generator = SeededGenerator(seed: 3)
+        func weights(_ count: Int, scale: Float) -> [Float] {
+            (0..<count).map { _ in RandomDistribution.uniform(lower: -scale, upper: scale).sample(using: &generator) }
+        }
+        return [
             ("SPSA h=1", SPSA(alpha: 2, channelsPerHead: 16), Shape(2, 16, 9, 7)),
             ("SPSA h=4 cosine no-reverse", SPSA(alpha: 2.5, heads: 4, reverse: false, similarity: .cosine), Shape(1, 32, 5, 5)),
             ("SPSA above the parallel threshold", SPSA(alpha: 1, channelsPerHead: 64), Shape(1, 64, 96, 96)),
+            ("Conv2D 3×3 (im2col + sgemm)", try! Conv2D(inputChannels: 16, outputChannels: 24, window: WindowGeometry(kernel: 3, padding: 1),
+                                                        weight: weights(24 * 16 * 9, scale: 0.1), bias: weights(24, scale: 0.1)), Shape(2, 16, 12, 10)),
+            ("depthwise Conv2D", try! Conv2D(inputChannels: 16, outputChannels: 16, window: WindowGeometry(kernel: 3, stride: 2, padding: 1),
+                                             groups: 16, weight: weights(16 * 9, scale: 0.3)), Shape(1, 16, 15, 15)),
+            ("squeeze-excitation", try! SqueezeExcitation(channels: 32, hiddenChannels: 4, reduceWeight: weights(128, scale: 0.3),
+                                                          expandWeight: weights(128, scale: 0.3)), Shape(2, 32, 6, 6)),
+            ("ECA", try! EfficientChannelAttention(channels: 32, weight: weights(5, scale: 0.5)), Shape(2, 32, 6, 6)),
+            ("ResNet-50+SPSA+SE", Self.model, Shape(1, 3, 32, 32)),
         ]
     }
+
+    /// A whole network: every kernel of a forward pass, GEMMs included.
+    private static let model = Model(name: try! ModelName("resnet50+spsa+se"), seed: 5)
 
     func testManyThreadsCallingOneLayerGetTheSingleThreadResults() throws {
         for item in cases {
