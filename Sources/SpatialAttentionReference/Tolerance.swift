@@ -97,3 +97,11 @@ extension Tensor {
         self = try! Tensor(shape: Shape(1, 1, 1, values.count), layout: .nchw, scalars: values)
     }
 }
+
+extension Tolerance {
+    /// GSA against its Double twin: Float32 projections (`k = C` terms), the context `K̂ᵀ·V` over `P`
+    /// positions and the positional sums over a column then a row (`k = H`, then `k = W`, with BN in
+    /// between) each add a few ulps relative to their terms' scale; outputs are sums of O(√(H·W)) terms of
+    /// unit size. 2e-4 absolute + 2e-4 relative bounds this with margin at the test sizes (see GSATests).
+    public static let gsa = Tolerance(absolute: 2e-4, relative: 2e-4)
+}
