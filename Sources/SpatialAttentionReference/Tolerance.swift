@@ -105,3 +105,11 @@ extension Tolerance {
     /// unit size. 2e-4 absolute + 2e-4 relative bounds this with margin at the test sizes (see GSATests).
     public static let gsa = Tolerance(absolute: 2e-4, relative: 2e-4)
 }
+
+extension Tolerance {
+    /// Full attention against its Double twin: Float32 projections (`k = C`), logits (`k = dk`) and the
+    /// online softmax's rescaled partial sums over `P` keys; the weights are a convex combination, so the
+    /// attention output's error stays at a few ulps of the values' scale. 1e-4 absolute + 1e-4 relative
+    /// covers the output projection and residual at the test sizes with margin.
+    public static let attention = Tolerance(absolute: 1e-4, relative: 1e-4)
+}

@@ -8,17 +8,12 @@ extension GSA {
     func content(projected qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
                  output: UnsafeMutablePointer<Float>, threads: Int) {
         let (P, dk, dv, ld) = (geometry.pixels, keyChannelsPerHead, valueChannelsPerHead, layout.rowStride)
-        var sums = [Float](repeating: 0, count: keyChannels)
-        sums.withUnsafeMutableBufferPointer { ps in
-            let sums = ps.baseAddress!
-            Threads.forEach(heads, threads: threads) { h in
-                columnSoftmaxNumerators(qkv + h * layout.block + layout.keyOffset, rows: P, columns: dk,
-                                        rowStride: ld, sums: sums + h * dk)
-            }
-        }
-        var context = [Float](repeating: 0, count: dk * dv)
-        context.withUnsafeMutableBufferPointer { pc in
-            let context = pc.baseAddress!
+        Scratch.withFloats(2 * keyChannels + dk * dv) { sums in
+            let maxima = sums + keyChannels, context = maxima + keyChannels
+            // Row sweeps over the pixels (prefetch-friendly), all heads' key segments per row.
+            let t0 = tick() // PROFILE
+            keySoftmaxNumerators(qkv, layout: layout, rows: P, maxima: maxima, sums: sums)
+            phaseTimes["content softmax", default: 0] += tick() - t0 // PROFILE
             for h in 0..<heads {
                 let q = qkv + h * layout.block, k = q + layout.keyOffset, v = q + layout.valueOffset
                 // C = exp(K − max)ᵀ·V, then row κ of C divided by Σ_p exp(K[p, κ] − max).
@@ -47,92 +42,92 @@ extension GSA {
                      threads: Int) {
         let (P, C, dk, dv) = (geometry.pixels, channels, keyChannelsPerHead, valueChannelsPerHead)
         let nchw = geometry.layout == .nchw
-        var keys = [Float](repeating: 0, count: keyChannels * P)
-        var sums = [Float](repeating: 0, count: keyChannels)
-        var gathered = [Float](repeating: 0, count: keyChannels * C)
-        var context = [Float](repeating: 0, count: dk * dv)
-        var mixed = [Float](repeating: 0, count: valueChannels * C)
-        keyWeight.withUnsafeBufferPointer { pk in
-        queryWeight.withUnsafeBufferPointer { pq in
-        valueWeight.withUnsafeBufferPointer { pv in
-        keys.withUnsafeMutableBufferPointer { pkeys in
-        sums.withUnsafeMutableBufferPointer { psums in
-        gathered.withUnsafeMutableBufferPointer { pg in
-        context.withUnsafeMutableBufferPointer { pc in
-        mixed.withUnsafeMutableBufferPointer { pm in
-            let (wk, wq, wv) = (pk.baseAddress!, pq.baseAddress!, pv.baseAddress!)
-            let (keys, sums, g, ctx, m) = (pkeys.baseAddress!, psums.baseAddress!, pg.baseAddress!,
-                                           pc.baseAddress!, pm.baseAddress!)
-            // K [keyChannels, P] = W_K·X (channel-major, so each key channel's softmax runs on a row).
-            GEMM.multiply(m: keyChannels, n: P, k: C, a: wk, lda: C,
-                          b: image, ldb: nchw ? P : C, transposeB: !nchw, c: keys, ldc: P)
-            let rowsPerItem = max(1, keyChannels / max(1, threads))
-            let items = (keyChannels + rowsPerItem - 1) / rowsPerItem
-            Threads.forEach(items, threads: threads) { item in
-                for row in (item * rowsPerItem)..<min(keyChannels, (item + 1) * rowsPerItem) {
-                    let r = keys + row * P
-                    sums[row] = VectorMath.exp(r, into: r, count: P, subtracting: VectorMath.maximum(r, count: P))
+        let sizes = [keyChannels * P, keyChannels, keyChannels * C, dk * dv, valueChannels * C]
+        Scratch.withFloats(sizes.reduce(0, +)) { scratch in
+            let keys = scratch, sums = keys + sizes[0], g = sums + sizes[1], ctx = g + sizes[2], m = ctx + sizes[3]
+            keyWeight.withUnsafeBufferPointer { pk in
+            queryWeight.withUnsafeBufferPointer { pq in
+            valueWeight.withUnsafeBufferPointer { pv in
+                let (wk, wq, wv) = (pk.baseAddress!, pq.baseAddress!, pv.baseAddress!)
+                // K [keyChannels, P] = W_K·X (channel-major, so each key channel's softmax runs on a row).
+                GEMM.multiply(m: keyChannels, n: P, k: C, a: wk, lda: C,
+                              b: image, ldb: nchw ? P : C, transposeB: !nchw, c: keys, ldc: P)
+                let rowsPerItem = max(1, keyChannels / max(1, threads))
+                let items = (keyChannels + rowsPerItem - 1) / rowsPerItem
+                Threads.forEach(items, threads: threads) { item in
+                    for row in (item * rowsPerItem)..<min(keyChannels, (item + 1) * rowsPerItem) {
+                        let r = keys + row * P
+                        sums[row] = VectorMath.exp(r, into: r, count: P, subtracting: VectorMath.maximum(r, count: P))
+                    }
                 }
-            }
-            // G [keyChannels, C] = exp(K − max)·Xᵀ.
-            GEMM.multiply(m: keyChannels, n: C, k: P, a: keys, lda: P,
-                          b: image, ldb: nchw ? P : C, transposeB: nchw, c: g, ldc: C)
-            for h in 0..<heads {
-                // C_h [dk, dv] = G_h·W_V,hᵀ with row κ divided by its softmax sum; M_h [dv, C] = C_hᵀ·W_Q,h.
-                GEMM.multiply(m: dk, n: dv, k: C, a: g + h * dk * C, lda: C,
-                              b: wv + h * dv * C, ldb: C, transposeB: true, c: ctx, ldc: dv)
-                for row in 0..<dk { scaleInPlace(ctx + row * dv, count: dv, by: 1 / sums[h * dk + row]) }
-                GEMM.multiply(m: dv, n: C, k: dk, a: ctx, lda: dv, transposeA: true,
-                              b: wq + h * dk * C, ldb: C, c: m + h * dv * C, ldc: C)
-            }
-            if nchw {
-                GEMM.multiply(m: valueChannels, n: P, k: C, a: m, lda: C, b: image, ldb: P, c: output, ldc: P)
-            } else {
-                GEMM.multiply(m: P, n: valueChannels, k: C, a: image, lda: C, b: m, ldb: C, transposeB: true,
-                              c: output, ldc: valueChannels)
-            }
-        }}}}}}}}
+                // G [keyChannels, C] = exp(K − max)·Xᵀ.
+                GEMM.multiply(m: keyChannels, n: C, k: P, a: keys, lda: P,
+                              b: image, ldb: nchw ? P : C, transposeB: nchw, c: g, ldc: C)
+                for h in 0..<heads {
+                    // C_h [dk, dv] = G_h·W_V,hᵀ with row κ divided by its softmax sum; M_h [dv, C] = C_hᵀ·W_Q,h.
+                    GEMM.multiply(m: dk, n: dv, k: C, a: g + h * dk * C, lda: C,
+                                  b: wv + h * dv * C, ldb: C, transposeB: true, c: ctx, ldc: dv)
+                    for row in 0..<dk { scaleInPlace(ctx + row * dv, count: dv, by: 1 / sums[h * dk + row]) }
+                    GEMM.multiply(m: dv, n: C, k: dk, a: ctx, lda: dv, transposeA: true,
+                                  b: wq + h * dk * C, ldb: C, c: m + h * dv * C, ldc: C)
+                }
+                if nchw {
+                    GEMM.multiply(m: valueChannels, n: P, k: C, a: m, lda: C, b: image, ldb: P, c: output, ldc: P)
+                } else {
+                    GEMM.multiply(m: P, n: valueChannels, k: C, a: image, lda: C, b: m, ldb: C, transposeB: true,
+                                  c: output, ldc: valueChannels)
+                }
+            }}}
+        }
     }
 }
 
-/// Replaces each column of the strided `rows×columns` matrix at `base` by `exp(column − max(column))`
-/// and writes the column sums to `sums`: the numerators of a softmax over rows, per column.
-///
-/// Two passes over the rows with 16 columns per vector (rows are the pixels, columns one head's keys).
-func columnSoftmaxNumerators(_ base: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowStride: Int,
-                             sums: UnsafeMutablePointer<Float>) {
-    var c0 = 0
-    while c0 < columns {
-        let width = min(16, columns - c0)
-        if width == 16 {
-            var m = SIMD16<Float>(repeating: -.infinity)
-            for r in 0..<rows {
-                let v = UnsafeRawPointer(base + r * rowStride + c0).loadUnaligned(as: SIMD16<Float>.self)
-                m = m.replacing(with: v, where: v .> m)
-            }
-            var s = SIMD16<Float>()
-            for r in 0..<rows {
-                let p = UnsafeMutableRawPointer(base + r * rowStride + c0)
-                let e = exp16(p.loadUnaligned(as: SIMD16<Float>.self) - m)
-                p.storeBytes(of: e, as: SIMD16<Float>.self)
-                s += e
-            }
-            for j in 0..<16 { sums[c0 + j] = s[j] }
-        } else {
-            for c in c0..<(c0 + width) {
-                var m = -Float.infinity
-                for r in 0..<rows where base[r * rowStride + c] > m { m = base[r * rowStride + c] }
-                var s: Float = 0
-                for r in 0..<rows {
-                    var v = SIMD16<Float>(repeating: -.infinity)
-                    v[0] = base[r * rowStride + c] - m
-                    let e = exp16(v)[0]
-                    base[r * rowStride + c] = e
-                    s += e
+extension GSA {
+    /// Replaces each key channel `K[·, h, κ]` of the projected matrix by `exp(K − max over pixels)` and
+    /// writes the channel sums to `sums` (the numerators of the softmax over positions, 003 Eq. 4).
+    ///
+    /// Two sweeps over the pixel rows; in each row, the `dk` keys of every head are handled 16 at a time
+    /// (a column-at-a-time loop strides 3 KiB per pixel and measured 6× slower at 56×56).
+    func keySoftmaxNumerators(_ qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, rows: Int,
+                              maxima: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+        let dk = keyChannelsPerHead, ld = layout.rowStride
+        maxima.update(repeating: -.infinity, count: keyChannels)
+        sums.update(repeating: 0, count: keyChannels)
+        for p in 0..<rows {
+            for h in 0..<heads {
+                let k = qkv + p * ld + h * layout.block + layout.keyOffset, m = maxima + h * dk
+                var c = 0
+                while c + 16 <= dk {
+                    let v = UnsafeRawPointer(k + c).loadUnaligned(as: SIMD16<Float>.self)
+                    let old = UnsafeRawPointer(m + c).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(m + c).storeBytes(of: old.replacing(with: v, where: v .> old),
+                                                              as: SIMD16<Float>.self)
+                    c += 16
                 }
-                sums[c] = s
+                while c < dk { if k[c] > m[c] { m[c] = k[c] }; c += 1 }
             }
         }
-        c0 += width
+        for p in 0..<rows {
+            for h in 0..<heads {
+                let k = qkv + p * ld + h * layout.block + layout.keyOffset
+                let m = maxima + h * dk, s = sums + h * dk
+                var c = 0
+                while c + 16 <= dk {
+                    let raw = UnsafeMutableRawPointer(k + c)
+                    let e = exp16(raw.loadUnaligned(as: SIMD16<Float>.self)
+                                  - UnsafeRawPointer(m + c).loadUnaligned(as: SIMD16<Float>.self))
+                    raw.storeBytes(of: e, as: SIMD16<Float>.self)
+                    let total = UnsafeRawPointer(s + c).loadUnaligned(as: SIMD16<Float>.self) + e
+                    UnsafeMutableRawPointer(s + c).storeBytes(of: total, as: SIMD16<Float>.self)
+                    c += 16
+                }
+                if c < dk {
+                    var v = SIMD16<Float>(repeating: -.infinity)
+                    for j in 0..<(dk - c) { v[j] = k[c + j] - m[c + j] }
+                    let e = exp16(v)
+                    for j in 0..<(dk - c) { k[c + j] = e[j]; s[c + j] += e[j] }
+                }
+            }
+        }
     }
 }

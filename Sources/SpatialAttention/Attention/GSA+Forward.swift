@@ -12,17 +12,17 @@ extension GSA {
     public func callAsFunction(_ x: Tensor, threads: Int?) throws -> Tensor {
         let outShape = try outputShape(for: x.shape)
         let threads = Threads.resolve(threads)
-        var out = [Float](repeating: 0, count: outShape.count)
-        guard !outShape.isEmpty, x.shape.count > 0 else {
-            return try Tensor(shape: outShape, layout: x.layout, scalars: out)
+        guard !outShape.isEmpty else {
+            return try Tensor(shape: outShape, layout: x.layout, repeating: 0)
         }
         let (N, C, P) = (x.shape.batch, channels, x.shape.pixels)
         let geometry = Geometry(height: x.shape.height, width: x.shape.width, layout: x.layout)
-        x.scalars.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
+        // Every output element is written: by the content GEMMs (beta = 0), or by the first positional write.
+        let out = x.scalars.withUnsafeBufferPointer { px in
+            uninitializedFloats(outShape.count) { po in
                 for n in 0..<N {
                     let image = px.baseAddress! + n * C * P
-                    let output = po.baseAddress! + n * valueChannels * P
+                    let output = po + n * valueChannels * P
                     if components == .content {
                         contentOnly(image: image, geometry: geometry, output: output, threads: threads)
                     } else {
@@ -60,9 +60,8 @@ extension GSA {
     func forwardProjected(image: UnsafePointer<Float>, geometry: Geometry, output: UnsafeMutablePointer<Float>,
                           threads: Int) {
         let P = geometry.pixels, layout = projectedLayout
-        var projected = [Float](repeating: 0, count: P * layout.rowStride)
-        projected.withUnsafeMutableBufferPointer { pq in
-            let qkv = pq.baseAddress!
+        Scratch.withFloats(P * layout.rowStride) { qkv in
+            var t0 = tick() // PROFILE
             // [P, heads·block] = Xᵀ·Wᵀ: one GEMM for all three projections and all heads (m = P rows).
             projection.withUnsafeBufferPointer { pw in
                 GEMM.multiply(m: P, n: layout.rowStride, k: channels,
@@ -71,9 +70,12 @@ extension GSA {
                               b: pw.baseAddress!, ldb: channels, transposeB: true,
                               c: qkv, ldc: layout.rowStride)
             }
+            phaseTimes["projection", default: 0] += tick() - t0 // PROFILE
+            t0 = tick() // PROFILE
             if components.contains(.content) {
                 content(projected: qkv, layout: layout, geometry: geometry, output: output, threads: threads)
             }
+            phaseTimes["content", default: 0] += tick() - t0 // PROFILE
             positional(projected: qkv, layout: layout, geometry: geometry, output: output,
                        accumulate: components.contains(.content), threads: threads)
         }

@@ -1,129 +1,153 @@
+import Dispatch // PROFILE
+nonisolated(unsafe) public var phaseTimes: [String: Double] = [:] // PROFILE
+import Glibc // PROFILE
+@inline(__always) public func tick() -> Double { var t = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9 } // PROFILE
+
 /// GSA axial positional attention (003 Eq. 2, Appendix B Eq. 5–7): column pass, BN, row pass, by GEMMs.
 ///
-/// Appendix B re-indexes `R` through a one-hot tensor `I[x, i, r]`; here the re-indexing is a pointer
-/// offset. For a fixed output row `x`, the column pass needs `R_c[i − x + L − 1]` for `i = 0..<H`:
-/// consecutive rows of `R_c`, i.e. a `[H, dk]` slice starting at row `L − 1 − x`. Rows outside
-/// `0..<2L−1` (offsets beyond `L − 1`) must contribute nothing, so `R_c` is copied once per call into a
-/// buffer with `max(0, H − L)` zero rows on both sides. Then:
+/// Appendix B re-indexes `R` through a one-hot tensor `I[x, i, r]` (`H×H×(2L−1)`); here the
+/// re-indexing is a gather done by the GEMM's leading dimension. For one image column `y`:
 ///
-/// 1. logits, one GEMM per image row `x` for all columns and heads: `S[(y,h), x, i] = q[x,y,h]·R_c[i−x+L−1]`
-///    (`m = W·heads`: the queries of one image row are one strided matrix in the `[P, heads·block]`
-///    projection, `n = H`, `k = dk`);
-/// 2. values, one GEMM per column `y` and head: `Yᴴ[x, y, h] = Σ_i S[(y,h), x, i]·v[i, y, h]`
-///    (`m = H`, `n = dv`, `k = H`).
+/// 1. `T[(x, h), δ + H − 1] = q[x, y, h]·R_c[δ + L − 1]` for every shift `δ = i − x` in `−(H−1)...H−1`
+///    whose embedding row exists (`|δ| ≤ L − 1`), zero for the others: one GEMM `Q_y·R_cᵀ` with
+///    `m = H·heads`, `n ≤ 2H − 1`, `k = dk`, on a copy of `Q` with the image transposed
+///    (`[y, x, heads·dk]`, so that one column's queries are one matrix). `T` rows hold `2H` floats.
+/// 2. For head `h`, the logit of query row `x` and key row `i` is `T[(x, h), H − 1 − x + i]`: going from
+///    `x` to `x + 1` moves `heads·2H − 1` floats, so `S_h = [T[(x,h), H−1−x+i]]` is a plain strided
+///    matrix with leading dimension `heads·2H − 1`: no copy. `Yᴴ[·, y, h] = S_h·V[·, y, h]`, one GEMM
+///    per head (`m = H`, `n = dv`, `k = H`).
 ///
-/// The row pass is the same with the roles of `x` and `y` swapped, on a copy of `Q` with the image
-/// transposed (`[y, x, heads·dk]`, so that one image column's queries are one strided matrix) and with
-/// `BN(Yᴴ)` (or `V` without a column pass) as values. Its value GEMMs write the output directly, as
-/// `[dv, W]` blocks of the NCHW channel planes or `[W, dv]` blocks of NHWC rows.
-///
-/// The logits buffer holds `heads·H·H` floats per image column (`heads·W·W` per image row); columns
-/// (rows) are processed in blocks that keep it under ``GSA/logitsWorkspace`` floats (at least one column
-/// or row), so memory stays `O(H·W·channels)` plus that bound.
+/// The row pass is the same per image row `x`, on `Q` as projected and with `BN(Yᴴ)` (or `V` without a
+/// column pass) as values. Its value GEMMs write the output directly, as `[dv, W]` blocks of the NCHW
+/// channel planes or `[W, dv]` blocks of NHWC rows. `T` (`H·heads·2H` floats for a column, L2-resident
+/// at 56×56) is the only buffer beyond `O(H·W·channels)`. Logits are computed for all `2H − 1` shifts
+/// although each query needs `H`: about twice the minimal logit MACs, in one GEMM per column instead
+/// of `H` strided ones (measured faster; docs/gsa.md).
 extension GSA {
     func positional(projected qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
                     output: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
         let (H, W, P) = (geometry.height, geometry.width, geometry.pixels)
-        let (dk, dv, ld) = (keyChannelsPerHead, valueChannelsPerHead, layout.rowStride)
         let hasColumn = components.contains(.column), hasRow = components.contains(.row)
-        // Image columns per block of the column pass, image rows per block of the row pass.
-        let columnBlock = max(1, min(W, logitsWorkspace / (heads * H * H)))
-        let rowBlock = max(1, min(H, logitsWorkspace / (heads * W * W)))
-        var logits = [Float](repeating: 0, count: max(hasColumn ? columnBlock * heads * H * H : 0,
-                                                      hasRow ? rowBlock * heads * W * W : 0))
-        // Yᴴ in [x, y, heads·dv] order (the row pass reads one image row of it as a [W, dv] matrix).
-        var columnOutput = [Float](repeating: 0, count: hasColumn ? P * valueChannels : 0)
-        logits.withUnsafeMutableBufferPointer { ps in
-        columnOutput.withUnsafeMutableBufferPointer { py in
-            let s = ps.baseAddress!
-            if hasColumn {
-                let yh = py.baseAddress!
-                let (padded, start) = GSA.paddedEmbedding(columnEmbedding, extent: extent, length: H, dk: dk)
-                padded.withUnsafeBufferPointer { pr in
-                    let r = pr.baseAddress!
-                    for y0 in stride(from: 0, to: W, by: columnBlock) {
-                        let nb = min(columnBlock, W - y0)
-                        for x in 0..<H {
-                            // rows (y, h) of one image row's queries: stride `block` floats (ld = heads·block).
-                            GEMM.multiply(m: nb * heads, n: H, k: dk, a: qkv + (x * W + y0) * ld, lda: layout.block,
-                                          b: r + (start - x) * dk, ldb: dk, transposeB: true,
-                                          c: s + x * H, ldc: H * H)
-                        }
-                        for yy in 0..<nb {
-                            for h in 0..<heads {
-                                let y = y0 + yy
-                                GEMM.multiply(m: H, n: dv, k: H, a: s + (yy * heads + h) * H * H, lda: H,
-                                              b: qkv + y * ld + h * layout.block + layout.valueOffset, ldb: W * ld,
-                                              c: yh + y * valueChannels + h * dv, ldc: W * valueChannels)
-                            }
-                        }
+        let logitsCount = max(hasColumn ? H * heads * 2 * H : 0, hasRow ? W * heads * 2 * W : 0)
+        Scratch.withFloats(logitsCount) { logits in
+            Scratch.withFloats(hasColumn ? P * valueChannels : 0) { columnOutput in
+                if hasColumn {
+                    columnPass(qkv: qkv, layout: layout, geometry: geometry, logits: logits, result: columnOutput,
+                               threads: threads)
+                    let t0 = tick() // PROFILE
+                    if hasRow {
+                        normalize(columnOutput, pixels: P, threads: threads)
+                    } else {
+                        GSA.store(columnOutput, pixels: P, channels: valueChannels, into: output,
+                                  layout: geometry.layout, accumulate: accumulate, threads: threads)
                     }
+                    phaseTimes["bn/store", default: 0] += tick() - t0 // PROFILE
                 }
                 if hasRow {
-                    normalize(yh, pixels: P, threads: threads)
-                } else {
-                    GSA.store(yh, pixels: P, channels: valueChannels, into: output, layout: geometry.layout,
-                              accumulate: accumulate, threads: threads)
+                    let values = hasColumn
+                        ? (base: UnsafePointer(columnOutput), rowStride: valueChannels, headStride: valueChannelsPerHead)
+                        : (base: UnsafePointer(qkv + layout.valueOffset), rowStride: layout.rowStride,
+                           headStride: layout.block)
+                    rowPass(qkv: qkv, layout: layout, geometry: geometry, logits: logits, values: values,
+                            output: output, accumulate: accumulate)
                 }
             }
-            guard hasRow else { return }
-            // Q with the image transposed: [y, x, heads·dk].
-            var transposed = [Float](repeating: 0, count: P * keyChannels)
-            transposed.withUnsafeMutableBufferPointer { pt in
-                let qt = pt.baseAddress!
-                Threads.forEach(W, threads: threads) { y in
-                    for x in 0..<H {
-                        for h in 0..<heads {
-                            (qt + (y * H + x) * keyChannels + h * dk)
-                                .update(from: qkv + (x * W + y) * ld + h * layout.block, count: dk)
-                        }
-                    }
-                }
-                let values = hasColumn ? UnsafePointer(py.baseAddress!) : UnsafePointer(qkv + layout.valueOffset)
-                let valueStride = hasColumn ? valueChannels : ld
-                let headStride = hasColumn ? dv : layout.block
-                let (padded, start) = GSA.paddedEmbedding(rowEmbedding, extent: extent, length: W, dk: dk)
-                padded.withUnsafeBufferPointer { pr in
-                    let r = pr.baseAddress!
-                    for x0 in stride(from: 0, to: H, by: rowBlock) {
-                        let nb = min(rowBlock, H - x0)
-                        for y in 0..<W {
-                            GEMM.multiply(m: nb * heads, n: W, k: dk, a: qt + (y * H + x0) * keyChannels, lda: dk,
-                                          b: r + (start - y) * dk, ldb: dk, transposeB: true,
-                                          c: s + y * W, ldc: W * W)
-                        }
-                        for xx in 0..<nb {
-                            for h in 0..<heads {
-                                let x = x0 + xx
-                                let a = s + (xx * heads + h) * W * W
-                                let v = values + x * W * valueStride + h * headStride
-                                let beta: Float = accumulate ? 1 : 0
-                                if geometry.layout == .nchw {
-                                    // [dv, W] block of the channel planes: Vᵀ·Sᵀ.
-                                    GEMM.multiply(m: dv, n: W, k: W, a: v, lda: valueStride, transposeA: true,
-                                                  b: a, ldb: W, transposeB: true, beta: beta,
-                                                  c: output + h * dv * P + x * W, ldc: P)
-                                } else {
-                                    GEMM.multiply(m: W, n: dv, k: W, a: a, lda: W, b: v, ldb: valueStride,
-                                                  beta: beta, c: output + x * W * valueChannels + h * dv,
-                                                  ldc: valueChannels)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }}
+        }
     }
 
-    /// `R` (`[2L−1, dk]`) with `max(0, length − L)` zero rows added on both sides, and the row at which
-    /// the slice for position 0 starts: position `p`'s slice `R[i − p + L − 1]`, `i = 0..<length`,
-    /// begins at row `start − p` of the result.
-    static func paddedEmbedding(_ r: [Float], extent: Int, length: Int, dk: Int) -> (rows: [Float], start: Int) {
-        let pad = max(0, length - extent)
-        var rows = [Float](repeating: 0, count: (2 * extent - 1 + 2 * pad) * dk)
-        rows.replaceSubrange((pad * dk)..<((pad + 2 * extent - 1) * dk), with: r)
-        return (rows, pad + extent - 1)
+    /// The shift logits `T` of one column (or row) of `length` positions: `m` query rows at `queries`
+    /// (row stride `queryStride`) times the embedding rows of the shifts that exist, into rows of `2·length`
+    /// floats (`T` must be zero outside the columns this writes; they are the same on every call).
+    private func shiftLogits(queries: UnsafePointer<Float>, queryStride: Int, rows m: Int, length: Int,
+                             embedding r: UnsafePointer<Float>, into t: UnsafeMutablePointer<Float>) {
+        let dk = keyChannelsPerHead, L = extent
+        // Shift δ = c − (length − 1) in column c uses embedding row δ + L − 1 when 0 ≤ δ + L − 1 ≤ 2L − 2.
+        let first = max(0, L - length), last = min(2 * L - 2, L + length - 2)
+        guard first <= last else { return }
+        GEMM.multiply(m: m, n: last - first + 1, k: dk, a: queries, lda: queryStride,
+                      b: r + first * dk, ldb: dk, transposeB: true,
+                      c: t + (first - L + length), ldc: 2 * length)
+    }
+
+    /// `Yᴴ` (`[x, y, heads·dv]`) of the column pass, one image column at a time.
+    private func columnPass(qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
+                            logits t: UnsafeMutablePointer<Float>, result yh: UnsafeMutablePointer<Float>,
+                            threads: Int) {
+        let (H, W, P, dk, dv, ld) = (geometry.height, geometry.width, geometry.pixels, keyChannelsPerHead,
+                                     valueChannelsPerHead, layout.rowStride)
+        let span = 2 * H
+        t.update(repeating: 0, count: H * heads * span)
+        Scratch.withFloats(P * keyChannels) { qt in
+            let t0 = tick() // PROFILE
+            transposeQueries(qkv: qkv, layout: layout, geometry: geometry, into: qt, threads: threads)
+            phaseTimes["transpose Q", default: 0] += tick() - t0 // PROFILE
+            columnEmbedding.withUnsafeBufferPointer { pr in
+                for y in 0..<W {
+                    var t0 = tick() // PROFILE
+                    shiftLogits(queries: qt + y * H * keyChannels, queryStride: dk, rows: H * heads, length: H,
+                                embedding: pr.baseAddress!, into: t)
+                    phaseTimes["col logits", default: 0] += tick() - t0 // PROFILE
+                    t0 = tick() // PROFILE
+                    for h in 0..<heads {
+                        GEMM.multiply(m: H, n: dv, k: H, a: t + h * span + H - 1, lda: heads * span - 1,
+                                      b: qkv + y * ld + h * layout.block + layout.valueOffset, ldb: W * ld,
+                                      c: yh + y * valueChannels + h * dv, ldc: W * valueChannels)
+                    }
+                    phaseTimes["col values", default: 0] += tick() - t0 // PROFILE
+                }
+            }
+        }
+    }
+
+    /// The row pass on `values` (`[x, y, ·]` rows of `rowStride` floats, head `h` at `h·headStride`),
+    /// written (or added) into the output image.
+    private func rowPass(qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
+                         logits t: UnsafeMutablePointer<Float>,
+                         values: (base: UnsafePointer<Float>, rowStride: Int, headStride: Int),
+                         output: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let (H, W, P, dv, ld) = (geometry.height, geometry.width, geometry.pixels, valueChannelsPerHead,
+                                 layout.rowStride)
+        let span = 2 * W, beta: Float = accumulate ? 1 : 0
+        t.update(repeating: 0, count: W * heads * span)
+        rowEmbedding.withUnsafeBufferPointer { pr in
+            for x in 0..<H {
+                var t0 = tick() // PROFILE
+                // Rows (y, h) of image row x's queries: stride `block` floats, since ld = heads·block.
+                shiftLogits(queries: qkv + x * W * ld, queryStride: layout.block, rows: W * heads, length: W,
+                            embedding: pr.baseAddress!, into: t)
+                phaseTimes["row logits", default: 0] += tick() - t0 // PROFILE
+                t0 = tick() // PROFILE
+                for h in 0..<heads {
+                    let s = t + h * span + W - 1, sStride = heads * span - 1
+                    let v = values.base + x * W * values.rowStride + h * values.headStride
+                    if geometry.layout == .nchw {
+                        // A [dv, W] block of head h's channel planes: Vᵀ·Sᵀ.
+                        GEMM.multiply(m: dv, n: W, k: W, a: v, lda: values.rowStride, transposeA: true,
+                                      b: s, ldb: sStride, transposeB: true, beta: beta,
+                                      c: output + h * dv * P + x * W, ldc: P)
+                    } else {
+                        GEMM.multiply(m: W, n: dv, k: W, a: s, lda: sStride, b: v, ldb: values.rowStride,
+                                      beta: beta, c: output + x * W * valueChannels + h * dv, ldc: valueChannels)
+                    }
+                }
+                phaseTimes["row values", default: 0] += tick() - t0 // PROFILE
+            }
+        }
+    }
+
+    /// Copies the queries into `[y, x, heads·dk]` order (the image transposed).
+    private func transposeQueries(qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
+                                  into qt: UnsafeMutablePointer<Float>, threads: Int) {
+        let (H, W, dk) = (geometry.height, geometry.width, keyChannelsPerHead)
+        Threads.forEach(W, threads: threads) { y in
+            for x in 0..<H {
+                let source = qkv + (x * W + y) * layout.rowStride
+                let target = qt + (y * H + x) * keyChannels
+                for h in 0..<heads {
+                    copyFloats(source + h * layout.block, target + h * dk, count: dk)
+                }
+            }
+        }
     }
 
     /// BN in place on a `[pixels, valueChannels]` matrix.
@@ -158,14 +182,27 @@ extension GSA {
             for i in 0..<(pixels * channels) { output[i] = accumulate ? output[i] + y[i] : y[i] }
             return
         }
-        // Blocked transpose: 32 pixels × all channels at a time.
-        Threads.forEach((pixels + 31) / 32, threads: threads) { item in
+        // Blocked transpose: 16 pixels × all channels at a time (the pixels' rows stay in L1).
+        Threads.forEach((pixels + 15) / 16, threads: threads) { item in
+            let p0 = item * 16, p1 = min(pixels, p0 + 16)
             for c in 0..<channels {
-                for p in (item * 32)..<min(pixels, item * 32 + 32) {
+                for p in p0..<p1 {
                     let v = y[p * channels + c]
                     output[c * pixels + p] = accumulate ? output[c * pixels + p] + v : v
                 }
             }
         }
     }
+}
+
+/// Copies `count` floats (vectors of 16, then single floats).
+@inline(__always)
+func copyFloats(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        UnsafeMutableRawPointer(target + i).storeBytes(
+            of: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count { target[i] = source[i]; i += 1 }
 }

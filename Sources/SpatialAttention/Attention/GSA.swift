@@ -115,11 +115,6 @@ public struct GSA: Layer {
     /// The BN between the column and row passes (`valueChannels` channels); nil unless both exist.
     public let normalization: Normalization?
 
-    /// The most floats the positional passes' logits buffer holds (default 4 Mi floats, 16 MiB); at least
-    /// one image column's (row's) `heads·H·H` (`heads·W·W`) logits are held whatever the value. Results do
-    /// not depend on it beyond rounding-free reordering of independent GEMMs (they are identical).
-    public var logitsWorkspace: Int = 1 << 22
-
     // Derived at initialisation: the stacked projection of the positional path and the BN affine.
     let projection: [Float]
     let normalizationScale: [Float]

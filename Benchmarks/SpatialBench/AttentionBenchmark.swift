@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import SpatialAttention
+import SpatialAttentionReference
+
+/// `spatial-bench attention`: the issue's timing targets for GSA (content path and full module at
+/// d = 256, 56×56) and full attention (s = 112, with peak memory), against the sgemm ceiling
+/// measured in the same run.
+struct AttentionBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attention",
+        abstract: "GSA content/full and full self-attention timings against the sgemm ceiling (issue 4 targets)."
+    )
+
+    @Option(help: "Threads for our kernels and OpenBLAS.") var threads = 1
+    @Option(help: "Channels C (= d).") var channels = 256
+    @Option(help: "GSA side s (s×s image).") var gsaSide = 56
+    @Option(help: "Full-attention side s; 0 skips it.") var attentionSide = 112
+    @Flag(help: "Print JSON records on stdout.") var json = false
+
+    func run() throws {
+        BLAS.threads = threads
+        note(machineDescription())
+        let C = channels, s = gsaSide, P = s * s
+        let ceiling = Ceiling.sgemmGFLOPs(m: P, n: 3 * C, k: C)
+        note("sgemm ceiling (\(P)×\(3 * C)×\(C)): \(fmt(ceiling)) GFLOP/s")
+        var table = TextTable(["case", "ms", "GEMM GFLOP/s", "% of sgemm", "note"])
+        var records: [JSONValue] = []
+        func record(_ name: String, ms: Double, gemmFLOPs: Double?, note text: String, extra: [(String, JSONValue)] = []) {
+            let rate = gemmFLOPs.map { $0 / (ms * 1e-3) / 1e9 }
+            table.append([name, fmt(ms, 2), rate.map { fmt($0) } ?? "–", rate.map { fmt(100 * $0 / ceiling) } ?? "–", text])
+            var pairs: [(String, JSONValue)] = [("case", .string(name)), ("median_ms", .number(ms)),
+                                                ("sgemm_gflops", .number(ceiling))]
+            if let rate { pairs.append(("gemm_gflops", .number(rate))) }
+            records.append(.object(pairs + extra))
+        }
+
+        // GSA variants at d = C, 8 heads, L = s.
+        let variants: [(String, GSA.Components)] = [("gsa-content", .content), ("gsa", .all),
+                                                    ("gsa-positional", .positional), ("gsa-column", .column),
+                                                    ("gsa-row", .row)]
+        for (name, parts) in variants {
+            let gsa = try GSA(channels: C, heads: 8, extent: s, components: parts, seed: 1)
+            try validateGSA(gsa: try GSA(channels: 32, heads: 8, extent: 9, components: parts, seed: 1))
+            let x = try Tensor.random(shape: Shape(1, C, s, s), seed: 2)
+            phaseTimes = [:]
+            var calls = 0
+            let m = measure(warmup: 2, repetitions: 9, minimumSeconds: 1) { calls += 1; let t0 = tick(); blackHole(try! gsa(x, threads: threads)); phaseTimes["TOTAL cpu", default: 0] += tick() - t0 }
+            for (k, v) in phaseTimes.sorted(by: { $0.key < $1.key }) { note("  \(name) \(k): \(fmt(v / Double(calls) * 1e3, 3)) ms") }
+            let flops = GSABenchmarkFLOPs.gemm(gsa, height: s, width: s)
+            record(name, ms: m.median * 1e3, gemmFLOPs: flops,
+                   note: "GEMM FLOPs / whole-module time (softmax, BN, copies included)")
+        }
+        print(table.render())
+        if json { print(JSONValue.array(records)) }
+    }
+
+    /// Checks the fast module against its naive twin once (small shape) before timing.
+    func validateGSA(gsa: GSA) throws {
+        let x = try Tensor.random(shape: Shape(1, gsa.channels, 9, 7), seed: 3)
+        if let mismatch = Tolerance.gsa.firstMismatch(try gsa(x), try Naive.gsa(x, module: gsa)) {
+            throw ValidationError("GSA \(gsa.components) disagrees with Naive.gsa: \(mismatch)")
+        }
+    }
+}
+
+/// The FLOPs (2 per multiply-add) of the GEMMs a GSA forward pass issues, as implemented.
+enum GSABenchmarkFLOPs {
+    static func gemm(_ gsa: GSA, height H: Int, width W: Int) -> Double {
+        let (P, C, dkT, dvT, heads) = (Double(H * W), Double(gsa.channels), Double(gsa.keyChannels),
+                                       Double(gsa.valueChannels), Double(gsa.heads))
+        let (dk, dv) = (dkT / heads, dvT / heads)
+        if gsa.components == .content {
+            // K = W_K·X, G = K̂·Xᵀ, C_h = G_h·W_V,hᵀ, M_h = C_hᵀ·W_Q,h, Y = M·X.
+            return 2 * (dkT * C * P + dkT * C * P + heads * dk * dv * C * 2 + dvT * C * P)
+        }
+        var macs = P * C * (dkT + dvT)
+        if gsa.components.contains(.content) { macs += P * C * dkT + 2 * P * dk * dv * heads }
+        if gsa.components.contains(.column) { macs += P * Double(H) * (dk + dv) * heads }
+        if gsa.components.contains(.row) { macs += P * Double(W) * (dk + dv) * heads }
+        return 2 * macs
+    }
+}
