@@ -113,3 +113,10 @@ extension Tolerance {
     /// covers the output projection and residual at the test sizes with margin.
     public static let attention = Tolerance(absolute: 1e-4, relative: 1e-4)
 }
+
+extension Tolerance {
+    /// SASA against its Double twin: Float32 projections (`k = C`), logits over `dk` channels, the
+    /// polynomial `exp` (2 ulp) and a convex combination of `k²` values; errors stay at a few ulps of the
+    /// values' scale times the logits' size. 1e-4 absolute + 1e-4 relative covers the test sizes.
+    public static let sasa = Tolerance(absolute: 1e-4, relative: 1e-4)
+}
