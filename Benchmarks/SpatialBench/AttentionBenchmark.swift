@@ -36,12 +36,16 @@ struct AttentionBenchmark: ParsableCommand {
         }
 
         // GSA variants at d = C, 8 heads, L = s.
-        let variants: [(String, GSA.Components)] = [("gsa-content", .content), ("gsa", .all),
-                                                    ("gsa-positional", .positional), ("gsa-column", .column),
-                                                    ("gsa-row", .row)]
-        for (name, parts) in variants {
-            let gsa = try GSA(channels: C, heads: 8, extent: s, components: parts, seed: 1)
-            try validateGSA(gsa: try GSA(channels: 32, heads: 8, extent: 9, components: parts, seed: 1))
+        let variants: [(String, GSA.Components, GSA.PositionalKernel)] = [
+            ("gsa-content", .content, .fused), ("gsa", .all, .fused), ("gsa (sgemm positional)", .all, .gemm),
+            ("gsa-positional", .positional, .fused), ("gsa-column", .column, .fused), ("gsa-row", .row, .fused),
+        ]
+        for (name, parts, kernel) in variants {
+            var gsa = try GSA(channels: C, heads: 8, extent: s, components: parts, seed: 1)
+            gsa.positionalKernel = kernel
+            var small = try GSA(channels: 32, heads: 8, extent: 9, components: parts, seed: 1)
+            small.positionalKernel = kernel
+            try validateGSA(gsa: small)
             let x = try Tensor.random(shape: Shape(1, C, s, s), seed: 2)
             phaseTimes = [:]
             var calls = 0

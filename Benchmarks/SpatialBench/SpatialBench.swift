@@ -7,6 +7,6 @@ struct SpatialBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spatial-bench",
         abstract: "Benchmarks for SpatialAttention: kernels against measured ceilings, papers' tables, scaling.",
-        subcommands: [AttentionBenchmark.self]
+        subcommands: [AttentionBenchmark.self, ScalingBenchmark.self]
     )
 }

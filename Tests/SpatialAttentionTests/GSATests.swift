@@ -17,12 +17,16 @@ final class GSATests: XCTestCase {
                 // L = max(H, W) (global) and L smaller than H or W: offsets beyond L − 1 contribute nothing.
                 try withEvery("L", in: Set([max(hw.0, hw.1), 2, 1]).sorted()) { L in
                     try withEvery("layout", in: Layout.allCases) { layout in
-                        let gsa = try GSA(channels: c.0, heads: c.1, keyChannels: c.2, valueChannels: c.3,
+                        var gsa = try GSA(channels: c.0, heads: c.1, keyChannels: c.2, valueChannels: c.3,
                                           extent: L, seed: UInt64(c.0 * 31 + L))
                         let x = seededTensor(Shape(2, c.0, hw.0, hw.1), layout: layout, seed: UInt64(hw.0 * 7 + hw.1))
-                        let fast = try gsa(x, threads: 2)
-                        XCTAssertEqual(fast.layout, layout)
-                        assertClose(fast, try Naive.gsa(x, module: gsa), tolerance: .gsa)
+                        let reference = try Naive.gsa(x, module: gsa)
+                        try withEvery("kernel", in: GSA.PositionalKernel.allCases) { kernel in
+                            gsa.positionalKernel = kernel
+                            let fast = try gsa(x, threads: 2)
+                            XCTAssertEqual(fast.layout, layout)
+                            assertClose(fast, reference, tolerance: .gsa)
+                        }
                     }
                 }
             }
@@ -33,9 +37,13 @@ final class GSATests: XCTestCase {
         try withEvery("components", in: GSATests.ablations) { parts in
             try withEvery("layout", in: Layout.allCases) { layout in
                 try withEvery("H×W", in: [(4, 6), (6, 1)]) { hw in
-                    let gsa = try GSA(channels: 8, heads: 2, valueChannels: 6, extent: 3, components: parts, seed: 5)
+                    var gsa = try GSA(channels: 8, heads: 2, valueChannels: 6, extent: 3, components: parts, seed: 5)
                     let x = seededTensor(Shape(2, 8, hw.0, hw.1), layout: layout, seed: 9)
-                    assertClose(try gsa(x), try Naive.gsa(x, module: gsa), tolerance: .gsa)
+                    let reference = try Naive.gsa(x, module: gsa)
+                    try withEvery("kernel", in: GSA.PositionalKernel.allCases) { kernel in
+                        gsa.positionalKernel = kernel
+                        assertClose(try gsa(x), reference, tolerance: .gsa)
+                    }
                 }
             }
         }
@@ -45,10 +53,14 @@ final class GSATests: XCTestCase {
         // dk and dv of 15, 16, 17, 33 cross the 16-lane softmax and BN loops (full vectors and tails).
         try withEvery("dk", in: [15, 16, 17, 33]) { dk in
             try withEvery("components", in: [GSA.Components.all, .content]) { parts in
-                let gsa = try GSA(channels: 9, heads: 2, keyChannels: 2 * dk, valueChannels: 2 * (dk + 1),
+                var gsa = try GSA(channels: 9, heads: 2, keyChannels: 2 * dk, valueChannels: 2 * (dk + 1),
                                   extent: 6, components: parts, seed: UInt64(dk))
                 let x = seededTensor(Shape(1, 9, 6, 5), seed: 3)
-                assertClose(try gsa(x), try Naive.gsa(x, module: gsa), tolerance: .gsa)
+                let reference = try Naive.gsa(x, module: gsa)
+                try withEvery("kernel", in: GSA.PositionalKernel.allCases) { kernel in
+                    gsa.positionalKernel = kernel
+                    assertClose(try gsa(x), reference, tolerance: .gsa)
+                }
             }
         }
     }
@@ -64,19 +76,26 @@ final class GSATests: XCTestCase {
         // H ≫ W and W ≫ H with L well below the long side: many shifts have no embedding row.
         try withEvery("H×W", in: [(23, 2), (2, 29), (17, 13)]) { hw in
             try withEvery("L", in: [3, 13]) { L in
-                let gsa = try GSA(channels: 16, heads: 8, extent: L, seed: 8)
+                var gsa = try GSA(channels: 16, heads: 8, extent: L, seed: 8)
                 let x = seededTensor(Shape(1, 16, hw.0, hw.1), layout: .nhwc, seed: 81)
-                assertClose(try gsa(x, threads: 1), try Naive.gsa(x, module: gsa), tolerance: .gsa)
+                let reference = try Naive.gsa(x, module: gsa)
+                try withEvery("kernel", in: GSA.PositionalKernel.allCases) { kernel in
+                    gsa.positionalKernel = kernel
+                    assertClose(try gsa(x, threads: 1), reference, tolerance: .gsa)
+                }
             }
         }
     }
 
     func testResultDoesNotDependOnThreadCount() throws {
-        let gsa = try GSA(channels: 32, heads: 4, extent: 12, seed: 4)
+        var gsa = try GSA(channels: 32, heads: 4, extent: 12, seed: 4)
         let x = seededTensor(Shape(3, 32, 12, 10), seed: 44)
-        let one = try gsa(x, threads: 1)
-        withEvery("threads", in: [2, 3, 8]) { t in
-            assertClose(try! gsa(x, threads: t), one, tolerance: .exact)
+        withEvery("kernel", in: GSA.PositionalKernel.allCases) { kernel in
+            gsa.positionalKernel = kernel
+            let one = try! gsa(x, threads: 1)
+            withEvery("threads", in: [2, 3, 8]) { t in
+                assertClose(try! gsa(x, threads: t), one, tolerance: .exact)
+            }
         }
     }
 

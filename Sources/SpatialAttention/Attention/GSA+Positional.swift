@@ -26,6 +26,10 @@ import Glibc // PROFILE
 extension GSA {
     func positional(projected qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
                     output: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
+        if positionalKernel == .fused {
+            return positionalFused(projected: qkv, layout: layout, geometry: geometry, output: output,
+                                   accumulate: accumulate, threads: threads)
+        }
         let (H, W, P) = (geometry.height, geometry.width, geometry.pixels)
         let hasColumn = components.contains(.column), hasRow = components.contains(.row)
         let logitsCount = max(hasColumn ? H * heads * 2 * H : 0, hasRow ? W * heads * 2 * W : 0)
@@ -179,17 +183,33 @@ extension GSA {
     static func store(_ y: UnsafePointer<Float>, pixels: Int, channels: Int, into output: UnsafeMutablePointer<Float>,
                       layout: Layout, accumulate: Bool, threads: Int) {
         if layout == .nhwc {
-            for i in 0..<(pixels * channels) { output[i] = accumulate ? output[i] + y[i] : y[i] }
+            let count = pixels * channels
+            if accumulate {
+                var i = 0
+                while i + 16 <= count { store16(load16(output + i) + load16(y + i), output + i); i += 16 }
+                while i < count { output[i] += y[i]; i += 1 }
+            } else {
+                output.update(from: y, count: count)
+            }
             return
         }
-        // Blocked transpose: 16 pixels × all channels at a time (the pixels' rows stay in L1).
-        Threads.forEach((pixels + 15) / 16, threads: threads) { item in
-            let p0 = item * 16, p1 = min(pixels, p0 + 16)
-            for c in 0..<channels {
-                for p in p0..<p1 {
-                    let v = y[p * channels + c]
-                    output[c * pixels + p] = accumulate ? output[c * pixels + p] + v : v
+        // Blocks of 16 channels × 256 pixels: the 256 source rows (16 floats each) stay in L1 while 16
+        // channel planes receive 1 KiB runs (a per-pixel loop touches every plane's page per pixel).
+        let blocks = (channels + 15) / 16
+        Threads.forEach(blocks, threads: threads) { block in
+            let c0 = block * 16, c1 = min(channels, c0 + 16)
+            var p0 = 0
+            while p0 < pixels {
+                let p1 = min(pixels, p0 + 256)
+                for c in c0..<c1 {
+                    var source = y + p0 * channels + c
+                    let target = output + c * pixels
+                    for p in p0..<p1 {
+                        target[p] = accumulate ? target[p] + source.pointee : source.pointee
+                        source += channels
+                    }
                 }
+                p0 = p1
             }
         }
     }

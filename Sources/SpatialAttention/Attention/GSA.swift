@@ -115,6 +115,18 @@ public struct GSA: Layer {
     /// The BN between the column and row passes (`valueChannels` channels); nil unless both exist.
     public let normalization: Normalization?
 
+    /// How the positional passes compute their two products per column (row) and head.
+    public enum PositionalKernel: String, CaseIterable, Sendable {
+        /// Fused SIMD micro-kernels on L1-resident copies, parallel over lines (GSA+LineKernel.swift).
+        case fused
+        /// One sgemm for the shift logits `Q·Rᵀ` per line, a gather by leading dimension, one sgemm per
+        /// line and head for the weighted sums (GSA+Positional.swift).
+        case gemm
+    }
+
+    /// The positional kernel (default ``PositionalKernel/fused``). Both give the same values up to rounding.
+    public var positionalKernel: PositionalKernel = .fused
+
     // Derived at initialisation: the stacked projection of the positional path and the BN affine.
     let projection: [Float]
     let normalizationScale: [Float]
