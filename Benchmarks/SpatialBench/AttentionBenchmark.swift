@@ -55,6 +55,31 @@ struct AttentionBenchmark: ParsableCommand {
             record(name, ms: m.median * 1e3, gemmFLOPs: flops,
                    note: "GEMM FLOPs / whole-module time (softmax, BN, copies included)")
         }
+        // Full attention at s = attentionSide: the non-local default (C/2 inner channels) and inner = C.
+        if attentionSide > 0 {
+            let a = attentionSide
+            for inner in [C / 2, C] {
+                let module = try NonLocal(channels: C, keyChannels: inner, valueChannels: inner, seed: 1)
+                let small = try NonLocal(channels: 16, keyChannels: inner * 16 / C, valueChannels: inner * 16 / C, seed: 1)
+                let xs = try Tensor.random(shape: Shape(1, 16, 9, 7), seed: 3)
+                if let mismatch = Tolerance.attention.firstMismatch(try small(xs), try Naive.attention(xs, module: small)) {
+                    throw ValidationError("NonLocal disagrees with Naive.attention: \(mismatch)")
+                }
+                let x = try Tensor.random(shape: Shape(1, C, a, a), seed: 4)
+                Scratch.purge()
+                let before = PeakMemory.residentBytes()
+                PeakMemory.reset()
+                let m = measure(warmup: 1, repetitions: 3, minimumSeconds: 0, maximumRepetitions: 3) {
+                    blackHole(try! module(x, threads: threads))
+                }
+                let peak = PeakMemory.peakBytes()
+                let P = Double(a * a)
+                let flops = 2 * (P * Double(C) * Double(3 * inner) + P * P * Double(2 * inner) + P * Double(inner * C))
+                record("attention s=\(a) inner=\(inner)", ms: m.median * 1e3, gemmFLOPs: flops,
+                       note: "peak RSS \(fmt(Double(peak) / 1e6)) MB (\(fmt(Double(before) / 1e6)) MB before the call)",
+                       extra: [("peak_mb", .number(Double(peak) / 1e6)), ("rss_before_mb", .number(Double(before) / 1e6))])
+            }
+        }
         print(table.render())
         if json { print(JSONValue.array(records)) }
     }

@@ -25,6 +25,8 @@ extension GSA {
                     let output = po + n * valueChannels * P
                     if components == .content {
                         contentOnly(image: image, geometry: geometry, output: output, threads: threads)
+                    } else if positionalKernel == .fused {
+                        forwardFused(image: image, geometry: geometry, output: output, threads: threads)
                     } else {
                         forwardProjected(image: image, geometry: geometry, output: output, threads: threads)
                     }
@@ -72,26 +74,12 @@ extension GSA {
             }
             phaseTimes["projection", default: 0] += tick() - t0 // PROFILE
             t0 = tick() // PROFILE
-            // The fused positional kernel writes pixel-major rows: stage an NCHW output, then transpose once.
-            let staged = positionalKernel == .fused && geometry.layout == .nchw
-                && (components.contains(.column) || components.contains(.row))
-            Scratch.withFloats(staged ? P * valueChannels : 0) { staging in
-                let target = staged ? staging : output
-                let targetGeometry = staged ? Geometry(height: geometry.height, width: geometry.width, layout: .nhwc)
-                                            : geometry
-                if components.contains(.content) {
-                    content(projected: qkv, layout: layout, geometry: targetGeometry, output: target, threads: threads)
-                }
-                phaseTimes["content", default: 0] += tick() - t0 // PROFILE
-                positional(projected: qkv, layout: layout, geometry: targetGeometry, output: target,
-                           accumulate: components.contains(.content), threads: threads)
-                if staged {
-                    let t1 = tick() // PROFILE
-                    GSA.store(staging, pixels: P, channels: valueChannels, into: output, layout: .nchw,
-                              accumulate: false, threads: threads)
-                    phaseTimes["final transpose", default: 0] += tick() - t1 // PROFILE
-                }
+            if components.contains(.content) {
+                content(projected: qkv, layout: layout, geometry: geometry, output: output, threads: threads)
             }
+            phaseTimes["content", default: 0] += tick() - t0 // PROFILE
+            positional(projected: qkv, layout: layout, geometry: geometry, output: output,
+                       accumulate: components.contains(.content), threads: threads)
         }
     }
 }

@@ -26,10 +26,6 @@ import Glibc // PROFILE
 extension GSA {
     func positional(projected qkv: UnsafeMutablePointer<Float>, layout: ProjectedLayout, geometry: Geometry,
                     output: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
-        if positionalKernel == .fused {
-            return positionalFused(projected: qkv, layout: layout, geometry: geometry, output: output,
-                                   accumulate: accumulate, threads: threads)
-        }
         let (H, W, P) = (geometry.height, geometry.width, geometry.pixels)
         let hasColumn = components.contains(.column), hasRow = components.contains(.row)
         let logitsCount = max(hasColumn ? H * heads * 2 * H : 0, hasRow ? W * heads * 2 * W : 0)

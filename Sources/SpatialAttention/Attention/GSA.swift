@@ -129,6 +129,8 @@ public struct GSA: Layer {
 
     // Derived at initialisation: the stacked projection of the positional path and the BN affine.
     let projection: [Float]
+    /// `[W_Q; W_K; W_V]` in head-major rows: the projection of the fused (channel-major) path.
+    let planarProjection: [Float]
     let normalizationScale: [Float]
     let normalizationShift: [Float]
 
@@ -216,6 +218,7 @@ public struct GSA: Layer {
         let affine = normalization?.affine
         self.normalizationScale = affine?.scale ?? []
         self.normalizationShift = affine?.shift ?? []
+        self.planarProjection = queryWeight + keyWeight + valueWeight
         self.projection = components == .content ? [] : GSA.stackedProjection(
             query: queryWeight, key: keyWeight, value: valueWeight, heads: heads, channels: channels,
             dk: dk, dv: dvTotal / heads)
