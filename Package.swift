@@ -11,7 +11,8 @@ import PackageDescription
 // dependency. Setting SPATIAL_ATTENTION_NATIVE=1 in the environment does the same from the manifest
 // (for root-package or path-dependency use only: SwiftPM rejects unsafeFlags in versioned dependencies).
 let native = ProcessInfo.processInfo.environment["SPATIAL_ATTENTION_NATIVE"] == "1"
-let nativeSwift: [SwiftSetting] = native ? [.unsafeFlags(["-target-cpu", "native"])] : []
+let nativeSwift: [SwiftSetting] = native
+    ? [.unsafeFlags(["-target-cpu", "native"]), .define("SPATIAL_ATTENTION_FMA")] : []
 let nativeC: [CSetting] = native ? [.unsafeFlags(["-march=native"])] : []
 
 // MARK: - Public API
@@ -24,6 +25,7 @@ let package = Package(
         .library(name: "SpatialAttentionReference", targets: ["SpatialAttentionReference"]),
         .executable(name: "spatial-bench", targets: ["SpatialBench"]),
         .executable(name: "spatial-attention", targets: ["SpatialAttentionCLI"]),
+        .executable(name: "spatial-fuzz", targets: ["SpatialFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,10 +69,22 @@ let package = Package(
             ],
             swiftSettings: nativeSwift
         ),
+        // Fuzzing of the file readers: seed corpus, mutator and invariants (FuzzSupport), shared by
+        // the test suite and the `spatial-fuzz` driver (seeded mutations, or libFuzzer via `make fuzz`).
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["SpatialAttention"],
+            path: "Fuzz/FuzzSupport"
+        ),
+        .executableTarget(
+            name: "SpatialFuzz",
+            dependencies: ["FuzzSupport"],
+            path: "Fuzz/SpatialFuzz"
+        ),
         // MARK: - Tests
         .testTarget(
             name: "SpatialAttentionTests",
-            dependencies: ["SpatialAttention", "SpatialAttentionReference", "TestSupport"],
+            dependencies: ["SpatialAttention", "SpatialAttentionReference", "TestSupport", "FuzzSupport"],
             swiftSettings: nativeSwift
         ),
     ]

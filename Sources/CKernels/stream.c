@@ -56,3 +56,14 @@ void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
 void ck_copy(float *dst, const float *src, ptrdiff_t count) {
     memcpy(dst, src, sizeof(float) * (size_t)count);
 }
+
+void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines) {
+#if defined(__x86_64__)
+    for (int r = 0; r < rows; r++) {
+        const char *row = (const char *)(p + (ptrdiff_t)r * rowStride);
+        for (int l = 0; l < lines; l++) _mm_prefetch(row + 64 * l, _MM_HINT_T1);
+    }
+#else
+    (void)p; (void)rows; (void)rowStride; (void)lines;
+#endif
+}

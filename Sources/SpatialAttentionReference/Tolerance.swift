@@ -20,11 +20,12 @@ public struct Tolerance: Sendable, CustomStringConvertible {
     /// `√k · 2⁻²⁴` relative to the sum's scale; 1e-4 absolute covers k up to ~4096 with unit data.
     public static let gemm = Tolerance(absolute: 1e-4, relative: 1e-4)
 
-    /// SPSA: the Float32 kernel computes moments by shifted two-pass sums, so the correlation has
-    /// error of a few ulps relative to 1; `A = (1 − σ)^α` amplifies it by at most `α/(1−σ) ≤ α·(1+e)`,
-    /// about 8.4 for α = 2.5. 2e-5 relative to each output plus 1e-6 absolute covers this with margin
-    /// (measured worst case 3e-6 relative over the test sweep).
-    public static let spsa = Tolerance(absolute: 1e-6, relative: 2e-5)
+    /// SPSA: Float32 moments by shifted sums, the key's channel means in Double. The correlation is
+    /// then good to a few ulps of 1 and `A = (1 − σ)^α` amplifies it by at most α; the measured worst
+    /// over the test sweeps and 300 random CLI cases (α ≤ 4, 2–512 channels a head) is 2.3e-6
+    /// relative. 1e-5 relative is the bound issue 2 sets against an independent NumPy transcription;
+    /// 1e-6 absolute covers outputs that cross zero.
+    public static let spsa = Tolerance(absolute: 1e-6, relative: 1e-5)
 
     /// Checks `actual` against `expected` element by element (logical NCHW order).
     /// Returns nil when every element is within tolerance; otherwise the first failure.

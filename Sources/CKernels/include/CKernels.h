@@ -32,8 +32,8 @@ void ck_im2col(const float *x, int channels, int height, int width,
                int kh, int kw, int padH, int padW, int strideH, int strideW,
                int dilationH, int dilationW, float *columns);
 
-/// dst[i] = scale[i / group] * src[i] for i < count*group ... see stream.c. Writes with
-/// non-temporal stores where the CPU has them and dst is 16-byte aligned; falls back to plain stores.
+/// dst[r*rowStride + j] = scale[j] * src[r*rowStride + j] for r < rows, j < columns, written with
+/// non-temporal stores where the CPU has them (plain stores elsewhere and at unaligned edges).
 void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
                           int rows, int columns, ptrdiff_t rowStride);
 
@@ -43,8 +43,30 @@ void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
 /// Plain copy through memcpy (used to measure the copy ceiling).
 void ck_copy(float *dst, const float *src, ptrdiff_t count);
 
+/// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L2
+/// (prefetcht1): far enough ahead that L1 could not hold them until use.
+void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
+
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);
+
+/// Epilogue of a convolution GEMM, one pass: for r < rows (channels), j < columns (pixels),
+/// dst[r*dstStride + j] = act(src[r*srcStride + j] * scale[r] + bias[r] + residual[r*residualStride + j]).
+/// scale, bias and residual may be NULL (1, 0, 0). activation: 0 identity, 1 ReLU, 2 ReLU6 (NaN stays
+/// NaN). dst may equal src (in place, same stride); otherwise the ranges must not overlap.
+void ck_conv_epilogue(float *dst, ptrdiff_t dstStride, const float *src, ptrdiff_t srcStride,
+                      const float *scale, const float *bias,
+                      const float *residual, ptrdiff_t residualStride,
+                      int rows, ptrdiff_t columns, int activation);
+
+/// Direct depthwise convolution of `channels` CHW planes (one filter per channel, PyTorch's
+/// groups == channels): y[c][oy][ox] = act(bias[c] + sum_ij weights[c][i][j] *
+/// x[c][oy*strideH - padH + i*dilationH][ox*strideW - padW + j*dilationW]), 0 outside the image.
+/// bias may be NULL; activation as in ck_conv_epilogue. y holds channels*outH*outW floats.
+void ck_depthwise_conv(const float *x, int channels, int height, int width,
+                       const float *weights, const float *bias,
+                       int kh, int kw, int padH, int padW, int strideH, int strideW,
+                       int dilationH, int dilationW, int activation, float *y);
 
 #ifdef __cplusplus
 }

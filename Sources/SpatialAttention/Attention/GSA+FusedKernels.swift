@@ -106,14 +106,14 @@ private func columnLogits(_ q: UnsafePointer<Float>, planeStride: Int, rowStride
             let m1 = SIMD16<Float>(repeating: r[-dk]), z0 = SIMD16<Float>(repeating: r[0])
             let p1 = SIMD16<Float>(repeating: r[dk]), p2 = SIMD16<Float>(repeating: r[2 * dk])
             let p3 = SIMD16<Float>(repeating: r[3 * dk])
-            a00 = a00.addingProduct(q0, z0); a01 = a01.addingProduct(q0, p1)
-            a02 = a02.addingProduct(q0, p2); a03 = a03.addingProduct(q0, p3)
-            a10 = a10.addingProduct(q1, m1); a11 = a11.addingProduct(q1, z0)
-            a12 = a12.addingProduct(q1, p1); a13 = a13.addingProduct(q1, p2)
-            a20 = a20.addingProduct(q2, m2); a21 = a21.addingProduct(q2, m1)
-            a22 = a22.addingProduct(q2, z0); a23 = a23.addingProduct(q2, p1)
-            a30 = a30.addingProduct(q3, m3); a31 = a31.addingProduct(q3, m2)
-            a32 = a32.addingProduct(q3, m1); a33 = a33.addingProduct(q3, z0)
+            a00 = multiplyAdd(q0, z0, a00); a01 = multiplyAdd(q0, p1, a01)
+            a02 = multiplyAdd(q0, p2, a02); a03 = multiplyAdd(q0, p3, a03)
+            a10 = multiplyAdd(q1, m1, a10); a11 = multiplyAdd(q1, z0, a11)
+            a12 = multiplyAdd(q1, p1, a12); a13 = multiplyAdd(q1, p2, a13)
+            a20 = multiplyAdd(q2, m2, a20); a21 = multiplyAdd(q2, m1, a21)
+            a22 = multiplyAdd(q2, z0, a22); a23 = multiplyAdd(q2, p1, a23)
+            a30 = multiplyAdd(q3, m3, a30); a31 = multiplyAdd(q3, m2, a31)
+            a32 = multiplyAdd(q3, m1, a32); a33 = multiplyAdd(q3, z0, a33)
             qk += planeStride
             r += 1
         }
@@ -143,14 +143,14 @@ private func columnSums(_ s: UnsafePointer<Float>, rows: Int, values v: UnsafePo
         for i in 0..<height {
             let w0 = load16(v0p + offset), w1 = load16(v1p + offset), w2 = load16(v2p + offset), w3 = load16(v3p + offset)
             let t0 = load16(s + i * 16), t1 = load16(s1 + i * 16), t2 = load16(s2 + i * 16), t3 = load16(s3 + i * 16)
-            a00 = a00.addingProduct(t0, w0); a01 = a01.addingProduct(t0, w1)
-            a02 = a02.addingProduct(t0, w2); a03 = a03.addingProduct(t0, w3)
-            a10 = a10.addingProduct(t1, w0); a11 = a11.addingProduct(t1, w1)
-            a12 = a12.addingProduct(t1, w2); a13 = a13.addingProduct(t1, w3)
-            a20 = a20.addingProduct(t2, w0); a21 = a21.addingProduct(t2, w1)
-            a22 = a22.addingProduct(t2, w2); a23 = a23.addingProduct(t2, w3)
-            a30 = a30.addingProduct(t3, w0); a31 = a31.addingProduct(t3, w1)
-            a32 = a32.addingProduct(t3, w2); a33 = a33.addingProduct(t3, w3)
+            a00 = multiplyAdd(t0, w0, a00); a01 = multiplyAdd(t0, w1, a01)
+            a02 = multiplyAdd(t0, w2, a02); a03 = multiplyAdd(t0, w3, a03)
+            a10 = multiplyAdd(t1, w0, a10); a11 = multiplyAdd(t1, w1, a11)
+            a12 = multiplyAdd(t1, w2, a12); a13 = multiplyAdd(t1, w3, a13)
+            a20 = multiplyAdd(t2, w0, a20); a21 = multiplyAdd(t2, w1, a21)
+            a22 = multiplyAdd(t2, w2, a22); a23 = multiplyAdd(t2, w3, a23)
+            a30 = multiplyAdd(t3, w0, a30); a31 = multiplyAdd(t3, w1, a31)
+            a32 = multiplyAdd(t3, w2, a32); a33 = multiplyAdd(t3, w3, a33)
             offset += rowStride
         }
         @inline(__always) func emit(_ xx: Int, _ c: Int, _ value: SIMD16<Float>) {
@@ -179,14 +179,14 @@ private func transposedShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt:
             var q = qt + y0
             for _ in 0..<dk {
                 let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
-                a00 = a00.addingProduct(q0, load16(r)); a01 = a01.addingProduct(q1, load16(r + 16))
-                a02 = a02.addingProduct(q2, load16(r + 32)); a03 = a03.addingProduct(q3, load16(r + 48))
-                a10 = a10.addingProduct(q0, load16(r - 1)); a11 = a11.addingProduct(q1, load16(r + 15))
-                a12 = a12.addingProduct(q2, load16(r + 31)); a13 = a13.addingProduct(q3, load16(r + 47))
-                a20 = a20.addingProduct(q0, load16(r - 2)); a21 = a21.addingProduct(q1, load16(r + 14))
-                a22 = a22.addingProduct(q2, load16(r + 30)); a23 = a23.addingProduct(q3, load16(r + 46))
-                a30 = a30.addingProduct(q0, load16(r - 3)); a31 = a31.addingProduct(q1, load16(r + 13))
-                a32 = a32.addingProduct(q2, load16(r + 29)); a33 = a33.addingProduct(q3, load16(r + 45))
+                a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
+                a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
+                a10 = multiplyAdd(q0, load16(r - 1), a10); a11 = multiplyAdd(q1, load16(r + 15), a11)
+                a12 = multiplyAdd(q2, load16(r + 31), a12); a13 = multiplyAdd(q3, load16(r + 47), a13)
+                a20 = multiplyAdd(q0, load16(r - 2), a20); a21 = multiplyAdd(q1, load16(r + 14), a21)
+                a22 = multiplyAdd(q2, load16(r + 30), a22); a23 = multiplyAdd(q3, load16(r + 46), a23)
+                a30 = multiplyAdd(q0, load16(r - 3), a30); a31 = multiplyAdd(q1, load16(r + 13), a31)
+                a32 = multiplyAdd(q2, load16(r + 29), a32); a33 = multiplyAdd(q3, load16(r + 45), a33)
                 r += rtStride
                 q += qStride
             }
@@ -221,14 +221,14 @@ private func transposedWeightedSums(_ st: UnsafePointer<Float>, sStride nPad: In
                 let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
                 let v0 = SIMD16<Float>(repeating: v0p[j]), v1 = SIMD16<Float>(repeating: v1p[j])
                 let v2 = SIMD16<Float>(repeating: v2p[j]), v3 = SIMD16<Float>(repeating: v3p[j])
-                a00 = a00.addingProduct(v0, s0); a01 = a01.addingProduct(v0, s1)
-                a02 = a02.addingProduct(v0, s2); a03 = a03.addingProduct(v0, s3)
-                a10 = a10.addingProduct(v1, s0); a11 = a11.addingProduct(v1, s1)
-                a12 = a12.addingProduct(v1, s2); a13 = a13.addingProduct(v1, s3)
-                a20 = a20.addingProduct(v2, s0); a21 = a21.addingProduct(v2, s1)
-                a22 = a22.addingProduct(v2, s2); a23 = a23.addingProduct(v2, s3)
-                a30 = a30.addingProduct(v3, s0); a31 = a31.addingProduct(v3, s1)
-                a32 = a32.addingProduct(v3, s2); a33 = a33.addingProduct(v3, s3)
+                a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
+                a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
+                a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
+                a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
+                a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
+                a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
+                a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
+                a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
                 s += nPad
             }
             let lanes = n - y0
@@ -257,7 +257,6 @@ private func writeLanes(_ v: SIMD16<Float>, count: Int, into target: UnsafeMutab
     }
 }
 
+/// Stores 16 floats at an unaligned address.
 @inline(__always)
-func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
+func store16(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>) { p.storeVector(v) }

@@ -26,10 +26,10 @@ extension SASA {
                             var kc = keys + (i + a) * rowStride + j0 + b0, qc = q + p0
                             for _ in 0..<dk {
                                 let qv = load16(qc)
-                                acc0 = acc0.addingProduct(qv, load16(kc))
-                                acc1 = acc1.addingProduct(qv, load16(kc + 1))
-                                acc2 = acc2.addingProduct(qv, load16(kc + 2))
-                                acc3 = acc3.addingProduct(qv, load16(kc + 3))
+                                acc0 = multiplyAdd(qv, load16(kc), acc0)
+                                acc1 = multiplyAdd(qv, load16(kc + 1), acc1)
+                                acc2 = multiplyAdd(qv, load16(kc + 2), acc2)
+                                acc3 = multiplyAdd(qv, load16(kc + 3), acc3)
                                 kc += plane
                                 qc += P
                             }
@@ -71,10 +71,10 @@ extension SASA {
                         let base = values + v0 * plane + (i + a) * rowStride + j0
                         for b in 0..<k {
                             let e = logits[a * k + b]
-                            acc0 = acc0.addingProduct(e, load16(base + b))
-                            if count > 1 { acc1 = acc1.addingProduct(e, load16(base + plane + b)) }
-                            if count > 2 { acc2 = acc2.addingProduct(e, load16(base + 2 * plane + b)) }
-                            if count > 3 { acc3 = acc3.addingProduct(e, load16(base + 3 * plane + b)) }
+                            acc0 = multiplyAdd(e, load16(base + b), acc0)
+                            if count > 1 { acc1 = multiplyAdd(e, load16(base + plane + b), acc1) }
+                            if count > 2 { acc2 = multiplyAdd(e, load16(base + 2 * plane + b), acc2) }
+                            if count > 3 { acc3 = multiplyAdd(e, load16(base + 3 * plane + b), acc3) }
                         }
                     }
                     let accs = (acc0 * inverse, acc1 * inverse, acc2 * inverse, acc3 * inverse)
@@ -96,6 +96,4 @@ extension SASA {
 
 /// Loads 16 floats from an unaligned address.
 @inline(__always)
-func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
+func load16(_ p: UnsafePointer<Float>) -> FloatVector { p.loadVector() }

@@ -33,7 +33,7 @@ public enum VectorMath {
             for j in 0..<(count - i) { result[i + j] = e[j] }
             acc += e
         }
-        return sum16(acc)
+        return acc.treeSum
     }
 
     /// `exp(x)` of every element of an array, by ``exp(_:into:count:subtracting:)``.
@@ -84,12 +84,12 @@ func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
     var r = v - n * 0.693_359_375
     r = r - n * -2.121_944_40e-4
     var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
-    p = p * r + 1.398_199_95e-3
-    p = p * r + 8.333_451_91e-3
-    p = p * r + 4.166_579_59e-2
-    p = p * r + 1.666_666_55e-1
-    p = p * r + 5.000_000_12e-1
-    p = p * (r * r) + r + 1
+    p = multiplyAdd(p, r, SIMD16(repeating: 1.398_199_95e-3))
+    p = multiplyAdd(p, r, SIMD16(repeating: 8.333_451_91e-3))
+    p = multiplyAdd(p, r, SIMD16(repeating: 4.166_579_59e-2))
+    p = multiplyAdd(p, r, SIMD16(repeating: 1.666_666_55e-1))
+    p = multiplyAdd(p, r, SIMD16(repeating: 5.000_000_12e-1))
+    p = multiplyAdd(p, r * r, r + 1)
     // t's low mantissa bits hold n + 2²², so (bits(t) − bits(magic) + 127) << 23 is the pattern of 2ⁿ.
     let tb = unsafeBitCast(t, to: SIMD16<Int32>.self)
     let mb = unsafeBitCast(magic, to: SIMD16<Int32>.self)
@@ -98,15 +98,6 @@ func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
     e = e.replacing(with: 0, where: x .< lower)
     e = e.replacing(with: .infinity, where: x .> upper)
     return e
-}
-
-/// The sum of 16 lanes by halving (a tree, not the ordered scalar loop of `SIMD.sum()`).
-@inline(__always)
-func sum16(_ v: SIMD16<Float>) -> Float {
-    let a = v.lowHalf + v.highHalf
-    let b = a.lowHalf + a.highHalf
-    let c = b.lowHalf + b.highHalf
-    return c[0] + c[1]
 }
 
 /// Scales every element of `count` values by `factor` in place.

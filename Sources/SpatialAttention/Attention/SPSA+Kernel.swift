@@ -1,0 +1,236 @@
+import CKernels
+import Foundation
+
+// The fused SPSA kernel.
+//
+// Cost model: SPSA is memory-bound. The kernel reads x once for the keys (pass 1, SPSA+Key.swift),
+// then, per chunk of pixels small enough to stay in L1, computes the per-pixel moments and writes the
+// scaled output (pass 2): x leaves DRAM twice and the output is written once (3 × bytes of x, the
+// "effective bandwidth" of the benchmark). Out of cache, the output goes through non-temporal stores
+// (ck_scale_rows_stream) so that writing it does not first read it.
+//
+// Numerics: moments are shifted sums. The key of channel c is accumulated as Σ_p (x[c,p] − x[c,0])
+// and each pixel's moments over d = x[c,p] − x[c0,p], so a large common offset (x + 1000) cancels
+// exactly in the subtraction instead of swamping the sums, and a constant pixel gives exactly zero
+// deviations: the degenerate rule `‖xc‖ = 0 ⇒ corr = 0` is exact, not a threshold.
+
+/// The work of one SPSA call: shape, heads and options resolved, ready to run on raw storage.
+struct SPSAPlan {
+    let shape: Shape
+    let layout: Layout
+    let heads: Int
+    let alpha: Float
+    let reverse: Bool
+    /// Correlation (true) or cosine (false).
+    let centered: Bool
+
+    var channelsPerHead: Int { shape.channels / heads }
+
+    /// 16-float vectors per NCHW chunk (measured in docs/kernels.md).
+    static let chunkVectors = Int(ProcessInfo.processInfo.environment["SPSA_VECTORS"] ?? "") ?? 4
+    /// Pixels per NCHW work item: 512 amortise the item's set-up.
+    static let tilePixels = 512
+    /// Pixels per NHWC work item.
+    static let pixelGroup = 64
+    /// Below this many elements one thread does the whole call: waking a Dispatch worker costs
+    /// 20–40 µs on this VM (docs/kernels.md), more than it saves on a ~100 µs call.
+    static let parallelThreshold = 1 << 19
+    /// Outputs of at least this many bytes are written with non-temporal stores.
+    static let streamingThreshold = Int(ProcessInfo.processInfo.environment["SPSA_STREAM"] ?? "") ?? 32 << 20
+    /// Tensors larger than this (bytes) are assumed out of L2 and get software prefetch.
+    static let prefetchThreshold = Int(ProcessInfo.processInfo.environment["SPSA_PREFETCH"] ?? "") ?? 2 << 20
+
+    func run(source x: UnsafePointer<Float>, destination out: UnsafeMutablePointer<Float>, threads requested: Int) {
+        let threads = shape.count < Self.parallelThreshold ? 1 : requested
+        let streaming = shape.count * 4 >= Self.streamingThreshold
+        let keys = SPSAKeys(plan: self, source: x, threads: threads)
+        let power = SPSAPower(alpha: alpha)
+        switch (layout, Self.chunkVectors) {
+        case (.nhwc, _): runChannelsLast(x, out, keys: keys, power: power, threads: threads, streaming: streaming)
+        case (.nchw, 1): runChannelsFirst(OneVector.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
+        case (.nchw, 2): runChannelsFirst(TwoVectors.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
+        case (.nchw, _): runChannelsFirst(FourVectors.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
+        }
+        if streaming { ck_store_fence() }
+    }
+
+    // MARK: NCHW: vectorised over pixels, a head's channel planes strided by H·W.
+
+    private func runChannelsFirst<V: ChunkVectors>(
+        _ type: V.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, keys: SPSAKeys,
+        power: SPSAPower, threads: Int, streaming: Bool
+    ) {
+        let (C, P, cph) = (shape.channels, shape.pixels, channelsPerHead)
+        // The last tile runs to the end of the plane, so every tile of a plane with ≥ 16 pixels has
+        // ≥ 16 pixels and its last 16-pixel group can overlap its own earlier pixels (see below).
+        let tiles = max(1, P / Self.tilePixels)
+        let prefetch = shape.count * 4 > Self.prefetchThreshold
+        Threads.forEach(shape.batch * heads * tiles, threads: threads) { item in
+            let tile = item % tiles, nh = item / tiles
+            let n = nh / heads, g = nh % heads
+            let plane = (n * C + g * cph) * P
+            let (source, destination) = (x + plane, out + plane)
+            let key = keys.head(n, g)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: V.width) { weightBuffer in
+                let weights = weightBuffer.baseAddress!
+                guard P >= 16 else {
+                    smallPlane(source, destination, key: key, power: power, weights: weights)
+                    return
+                }
+                let start = tile * Self.tilePixels, end = tile == tiles - 1 ? P : start + Self.tilePixels
+                var p = start
+                while end - p >= V.width {
+                    if prefetch && p + Self.tilePixels + V.width <= P {
+                        // Out of cache, a chunk's channel rows are more concurrent streams than the
+                        // hardware prefetcher follows: fetch the same chunk of the next tile into L2,
+                        // a whole tile of work (~10 µs) ahead of its use.
+                        ck_prefetch_rows(source + p + Self.tilePixels, Int32(cph), P, Int32(V.count))
+                    }
+                    correlation(V.self, source + p, stride: P, key: key, into: weights)
+                    power.weights(weights, count: V.width, reverse: reverse)
+                    if streaming {
+                        ck_scale_rows_stream(destination + p, source + p, weights, Int32(cph), Int32(V.width), P)
+                    } else {
+                        scale(V.self, source + p, destination + p, stride: P, weights: weights)
+                    }
+                    p += V.width
+                }
+                while p < end {
+                    // 16-pixel groups; the last one ends at the tile's end and may overlap pixels
+                    // already written. A pixel's weight depends only on its own channel vector, so
+                    // the overlapped lanes are computed (from values possibly already scaled, in
+                    // place) and dropped.
+                    let group = min(p, end - 16)
+                    correlation(OneVector.self, source + group, stride: P, key: key, into: weights)
+                    power.weights(weights, count: 16, reverse: reverse)
+                    if group == p {
+                        scale(OneVector.self, source + p, destination + p, stride: P, weights: weights)
+                    } else {
+                        scaleColumns(source + group, destination + group, stride: P, weights: weights,
+                                     from: p - group, to: 16)
+                    }
+                    p = group + 16
+                }
+            }
+        }
+    }
+
+    /// Correlation (or cosine) of the `16·V` pixels of a chunk with the head's key, into `corr`:
+    /// one pass of shifted sums over the chunk's `cph` channel rows (see ``ChunkVectors``).
+    @inline(__always)
+    private func correlation<V: ChunkVectors>(_ type: V.Type, _ x: UnsafePointer<Float>, stride: Int,
+                                              key: SPSAKeys.Head, into corr: UnsafeMutablePointer<Float>) {
+        var q = V(), d = V(), a = V()
+        // The shift is the pixel's own value in the head's first channel (0 for cosine).
+        let s = centered ? V(loading: x) : V()
+        for c in 0..<channelsPerHead {
+            let k = FloatVector(repeating: key.values[c])
+            V.accumulate(x + c * stride, shift: s, key: k, sum: &a, squares: &q, dots: &d)
+        }
+        V.finish(sum: a, squares: q, dots: d, count: channelsPerHead, centered: centered, key: key, into: corr)
+    }
+
+    @inline(__always)
+    private func scale<V: ChunkVectors>(_ type: V.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                        stride: Int, weights: UnsafePointer<Float>) {
+        let w = V(loading: weights)
+        for c in 0..<channelsPerHead { V.scale(x + c * stride, out + c * stride, w) }
+    }
+
+    /// Lanes `first..<last` of a group of pixels, one channel row after another.
+    private func scaleColumns(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, stride: Int,
+                              weights: UnsafePointer<Float>, from first: Int, to last: Int) {
+        for c in 0..<channelsPerHead {
+            let r = x + c * stride, o = out + c * stride
+            for j in first..<last { o[j] = r[j] * weights[j] }
+        }
+    }
+
+    /// A plane of fewer than 16 pixels (1×1, 1×7): copied row by row into a zero-padded 16-pixel
+    /// group so the same moment code runs; the padding's weights are computed and never written.
+    private func smallPlane(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, key: SPSAKeys.Head,
+                            power: SPSAPower, weights: UnsafeMutablePointer<Float>) {
+        let (P, cph) = (shape.pixels, channelsPerHead)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: cph * 16) { padded in
+            let pad = padded.baseAddress!
+            for c in 0..<cph {
+                (pad + c * 16).update(from: x + c * P, count: P)
+                (pad + c * 16 + P).initialize(repeating: 0, count: 16 - P)
+            }
+            correlation(OneVector.self, UnsafePointer(pad), stride: 16, key: key, into: weights)
+            power.weights(weights, count: 16, reverse: reverse)
+            for c in 0..<cph {
+                for j in 0..<P { out[c * P + j] = pad[c * 16 + j] * weights[j] }
+            }
+        }
+    }
+
+    // MARK: NHWC: a pixel's channel vector is contiguous; moments per pixel, weights per 64 pixels.
+
+    private func runChannelsLast(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, keys: SPSAKeys,
+                                 power: SPSAPower, threads: Int, streaming: Bool) {
+        let (C, P, cph) = (shape.channels, shape.pixels, channelsPerHead)
+        let groups = (P + Self.pixelGroup - 1) / Self.pixelGroup
+        Threads.forEach(shape.batch * groups, threads: threads) { item in
+            let n = item / groups, start = (item % groups) * Self.pixelGroup
+            let count = min(P, start + Self.pixelGroup) - start
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.pixelGroup) { weightBuffer in
+                let weights = weightBuffer.baseAddress!
+                for g in 0..<heads {
+                    let key = keys.head(n, g)
+                    for j in 0..<count {
+                        weights[j] = pixelCorrelation(x + (n * P + start + j) * C + g * cph, key: key)
+                    }
+                    for j in count..<Self.pixelGroup { weights[j] = 0 }
+                    power.weights(weights, count: Self.pixelGroup, reverse: reverse)
+                    for j in 0..<count {
+                        let offset = (n * P + start + j) * C + g * cph
+                        if streaming {
+                            ck_scale_stream(out + offset, x + offset, weights[j], cph)
+                        } else {
+                            scaleRow(x + offset, out + offset, weights[j])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pixel's correlation with the key, from one pass over its contiguous channel vector, with
+    /// the same shifted sums as ``ChunkVectors`` (the shift is the pixel's first channel value).
+    @inline(__always)
+    private func pixelCorrelation(_ row: UnsafePointer<Float>, key: SPSAKeys.Head) -> Float {
+        let cph = channelsPerHead
+        let vectorEnd = cph & ~15
+        var q = FloatVector(), d = FloatVector(), a = FloatVector()
+        var qTail: Float = 0, dTail: Float = 0, aTail: Float = 0
+        let s: Float = centered ? row[0] : 0
+        let sv = FloatVector(repeating: s)
+        var i = 0
+        while i < vectorEnd {
+            let v = row.loadVector(i) - sv
+            a += v
+            q = multiplyAdd(v, v, q)
+            d = multiplyAdd(v, key.values.loadVector(i), d)
+            i += 16
+        }
+        while i < cph { let v = row[i] - s; aTail += v; qTail += v * v; dTail += v * key.values[i]; i += 1 }
+        var dot = d.treeSum + dTail, squaredNorm = q.treeSum + qTail
+        if centered {
+            let sum = a.treeSum + aTail
+            let correction = sum * sum / Float(cph)
+            squaredNorm = squaredNorm > correction ? squaredNorm - correction : 0
+            dot -= sum * key.sum / Float(cph)
+        }
+        return key.correlation(dot: dot, squaredNorm: squaredNorm)
+    }
+
+    @inline(__always)
+    private func scaleRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ weight: Float) {
+        let cph = channelsPerHead
+        let w = FloatVector(repeating: weight)
+        var i = 0
+        while i + 16 <= cph { out.storeVector(x.loadVector(i) * w, i); i += 16 }
+        while i < cph { out[i] = x[i] * weight; i += 1 }
+    }
+}

@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Pass 1 of SPSA: the key of every (image, head), centred (correlation) or not (cosine), with its
+/// inverse norm. One read of x.
+final class SPSAKeys: @unchecked Sendable {
+    /// One head's key: `values[0..<channelsPerHead]` and how correlations with it are normalised.
+    struct Head {
+        let values: UnsafePointer<Float>
+        /// `1 / ‖kc‖`; NaN when the head's input holds a NaN or ±Inf.
+        let inverseNorm: Float
+        /// `‖kc‖ = 0`: every correlation with this key is 0.
+        let degenerate: Bool
+        /// `Σ kc` as stored (zero up to rounding when centred).
+        let sum: Float
+
+        /// `dot / (‖x‖·‖kc‖)`, with 0 where `‖x‖ = 0` or `‖kc‖ = 0` unless a NaN must propagate.
+        @inline(__always)
+        func correlation(dot: FloatVector, squaredNorm: FloatVector) -> FloatVector {
+            if degenerate { return FloatVector() }
+            var corr = dot / squaredNorm.squareRoot() * inverseNorm
+            if !inverseNorm.isNaN { corr.replace(with: 0, where: squaredNorm .== 0) }
+            return corr
+        }
+
+        @inline(__always)
+        func correlation(dot: Float, squaredNorm: Float) -> Float {
+            if degenerate { return 0 }
+            if squaredNorm == 0 && !inverseNorm.isNaN { return 0 }
+            return dot / squaredNorm.squareRoot() * inverseNorm
+        }
+    }
+
+    private let plan: SPSAPlan
+    /// `N·C` key values (head g of image n at `(n·C + g·cph)`).
+    private let storage: UnsafeMutablePointer<Float>
+    /// `N·C` channel means `k[n,c]` in Double. Rounding them to Float cost up to 6e-8·|k| in a
+    /// centred key whose entries can be 100× smaller than |k|: the largest error term against the
+    /// naive twin (7e-6 relative with 3 channels a head).
+    private let means: UnsafeMutablePointer<Double>
+    private var inverseNorms: [Float]
+    private var degenerate: [Bool]
+    private var sums: [Float]
+
+    init(plan: SPSAPlan, source x: UnsafePointer<Float>, threads: Int) {
+        self.plan = plan
+        let (N, C) = (plan.shape.batch, plan.shape.channels)
+        storage = .allocate(capacity: N * C)
+        means = .allocate(capacity: N * C)
+        inverseNorms = [Float](repeating: 0, count: N * plan.heads)
+        degenerate = [Bool](repeating: false, count: N * plan.heads)
+        sums = [Float](repeating: 0, count: N * plan.heads)
+        // means[n·C + c] = mean_p x[n,c,p], accumulated as shift + mean_p (x[n,c,p] − shift).
+        switch plan.layout {
+        case .nchw: shiftedMeansChannelsFirst(x, threads: threads)
+        case .nhwc: shiftedMeansChannelsLast(x, threads: threads)
+        }
+        finish(x)
+    }
+
+    deinit {
+        storage.deallocate()
+        means.deallocate()
+    }
+
+    @inline(__always)
+    func head(_ n: Int, _ g: Int) -> Head {
+        let i = n * plan.heads + g
+        return Head(values: UnsafePointer(storage + n * plan.shape.channels + g * plan.channelsPerHead),
+                    inverseNorm: inverseNorms[i], degenerate: degenerate[i], sum: sums[i])
+    }
+
+    // Both layouts sum x − s in Float over short blocks of pixels (1024 pixels over 64 lanes in NCHW,
+    // 32 pixels a lane in NHWC) and add the block sums into a Double total. The shift s is the
+    // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
+    // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
+    // equal values is exact, so a constant channel still gives exactly its value.
+
+    /// `Σ_{i<16} p[i·stride + lane]` for 16 lanes, as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> FloatVector {
+        var level = (0..<8).map { p.loadVector(2 * $0 * stride) + p.loadVector((2 * $0 + 1) * stride) }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
+
+    /// `Σ_{i<16} p[i·stride]` as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> Float {
+        var level = (0..<8).map { p[2 * $0 * stride] + p[(2 * $0 + 1) * stride] }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
+
+    private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, threads: Int) {
+        let P = plan.shape.pixels
+        let rows = plan.shape.batch * plan.shape.channels
+        let means = self.means
+        let rowsPerItem = 8, pixelBlock = 1024
+        Threads.forEach((rows + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
+            for row in (item * rowsPerItem)..<min(rows, (item + 1) * rowsPerItem) {
+                let r = x + row * P
+                let shift = P >= 16 ? r.loadVector(0).treeSum / 16 : r[0]
+                let s = FloatVector(repeating: shift)
+                var total = 0.0
+                var p0 = 0
+                while p0 < P {
+                    let end = min(P, p0 + pixelBlock)
+                    var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
+                    var p = p0
+                    while p + 64 <= end {
+                        a0 += r.loadVector(p) - s; a1 += r.loadVector(p + 16) - s
+                        a2 += r.loadVector(p + 32) - s; a3 += r.loadVector(p + 48) - s
+                        p += 64
+                    }
+                    while p + 16 <= end { a0 += r.loadVector(p) - s; p += 16 }
+                    var sum = ((a0 + a1) + (a2 + a3)).treeSum
+                    while p < end { sum += r[p] - shift; p += 1 }
+                    total += Double(sum)
+                    p0 = end
+                }
+                means[row] = Double(shift) + total / Double(P)
+            }
+        }
+    }
+
+    private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, threads: Int) {
+        let (N, C, P) = (plan.shape.batch, plan.shape.channels, plan.shape.pixels)
+        let means = self.means
+        let block = 64, pixelBlock = 32
+        let blocks = (C + block - 1) / block
+        Threads.forEach(N * blocks, threads: threads) { item in
+            let n = item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
+            let first = x + n * P * C + c0
+            var total = [Double](repeating: 0, count: width)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { buffer in
+                let partial = buffer.baseAddress!, shift = partial + block
+                // The shift of each channel: the balanced sum of its first 16 pixels over 16.
+                var j = 0
+                if P >= 16 {
+                    while j + 16 <= width { shift.storeVector(Self.balancedSum16(first + j, stride: C) / 16, j); j += 16 }
+                    while j < width { shift[j] = Self.balancedSum16(first + j, stride: C) / 16; j += 1 }
+                } else {
+                    for j in 0..<width { shift[j] = first[j] }
+                }
+                var p0 = 0
+                while p0 < P {
+                    partial.initialize(repeating: 0, count: block)
+                    for p in p0..<min(P, p0 + pixelBlock) {
+                        let row = first + p * C
+                        var j = 0
+                        while j + 16 <= width {
+                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - UnsafePointer(shift).loadVector(j)), j)
+                            j += 16
+                        }
+                        while j < width { partial[j] += row[j] - shift[j]; j += 1 }
+                    }
+                    for j in 0..<width { total[j] += Double(partial[j]) }
+                    p0 += pixelBlock
+                }
+                for j in 0..<width { means[n * C + c0 + j] = Double(shift[j]) + total[j] / Double(P) }
+            }
+        }
+    }
+
+    /// Turns channel means into the centred (or raw) key of each head, in Double: `cph` values a head.
+    /// The reductions use four independent accumulators: with one, a 512-channel head spent 2 µs
+    /// waiting on the add latency (measured on `[1, 512, 7, 7]`).
+    private func finish(_ x: UnsafePointer<Float>) {
+        let (C, cph) = (plan.shape.channels, plan.channelsPerHead)
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: cph) { buffer in
+            let shifted = buffer.baseAddress!
+            for n in 0..<plan.shape.batch {
+                for g in 0..<plan.heads {
+                    let base = n * C + g * cph
+                    // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
+                    // give exactly zero.
+                    let origin = plan.centered ? means[base] : 0
+                    var m = SIMD4<Double>()
+                    for j in 0..<cph {
+                        let value = means[base + j] - origin
+                        shifted[j] = value
+                        m[j & 3] += value
+                    }
+                    let mean = plan.centered ? (m[0] + m[1] + m[2] + m[3]) / Double(cph) : 0
+                    var squares = SIMD4<Double>(), sums = SIMD4<Double>()
+                    for j in 0..<cph {
+                        let k = Float(shifted[j] - mean)
+                        storage[base + j] = k
+                        squares[j & 3] += Double(k) * Double(k)
+                        sums[j & 3] += Double(k)
+                    }
+                    let squaredNorm = squares.sum()
+                    let i = n * plan.heads + g
+                    self.sums[i] = Float(sums.sum())
+                    degenerate[i] = squaredNorm == 0
+                    inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
+                }
+            }
+        }
+    }
+}
+
+/// Pass 2's per-pixel weight `A = (1 + e^{±corr})^{−α}`: σ(−corr) = 1 − σ(corr) when reversed.
+enum SPSAPower {
+    case zero, one, two
+    case integer(Int)
+    case general(Float)
+
+    init(alpha: Float) {
+        switch alpha {
+        case 0: self = .zero
+        case 1: self = .one
+        case 2: self = .two
+        case let a where a == a.rounded() && a <= 16: self = .integer(Int(a))
+        default: self = .general(alpha)
+        }
+    }
+
+    /// Replaces `corr[0..<count]` (count a multiple of 16) with the attention weights.
+    @inline(__always)
+    func weights(_ corr: UnsafeMutablePointer<Float>, count: Int, reverse: Bool) {
+        var i = 0
+        while i < count {
+            let c = corr.loadVector(i)
+            let r = 1 / (1 + Self.exponential(reverse ? c : -c))
+            let a: FloatVector
+            switch self {
+            case .zero: a = FloatVector(repeating: 1)
+            case .one: a = r
+            case .two: a = r * r
+            case let .integer(k):
+                var p = r
+                for _ in 1..<k { p *= r }
+                a = p
+            case let .general(alpha):
+                var p = FloatVector()
+                for lane in 0..<16 { p[lane] = powf(r[lane], alpha) }
+                a = p
+            }
+            corr.storeVector(a, i)
+            i += 16
+        }
+    }
+
+    /// e^z for |z| ≤ 1 (a correlation): Taylor to degree 11 in Horner form. The remainder is below
+    /// e/12! ≈ 5.7e-9, under Float's half-ulp at 1; NaN stays NaN.
+    @inline(__always)
+    static func exponential(_ z: FloatVector) -> FloatVector {
+        let coefficients: [Float] = [
+            1.0 / 39_916_800, 1.0 / 3_628_800, 1.0 / 362_880, 1.0 / 40_320, 1.0 / 5_040,
+            1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1, 1,
+        ]
+        var p = FloatVector(repeating: coefficients[0])
+        for k in 1..<coefficients.count {
+            p = multiplyAdd(p, z, FloatVector(repeating: coefficients[k]))
+        }
+        return p
+    }
+}
