@@ -17,10 +17,13 @@ struct AttentionBenchmark: ParsableCommand {
     @Option(help: "GSA side s (s×s image).") var gsaSide = 56
     @Option(help: "Full-attention side s; 0 skips it.") var attentionSide = 112
     @Flag(help: "Print JSON records on stdout.") var json = false
+    @Flag(inversion: .prefixedNo, help: "Print the GSA-/SASA-ResNet complexity table (003 Tables 3 and 6).")
+    var complexity = true
 
     func run() throws {
         BLAS.threads = threads
         note(machineDescription())
+        if complexity { print(try AttentionBenchmark.complexityTable()) }
         let C = channels, s = gsaSide, P = s * s
         let ceiling = Ceiling.sgemmGFLOPs(m: P, n: 3 * C, k: C)
         note("sgemm ceiling (\(P)×\(3 * C)×\(C)): \(fmt(ceiling)) GFLOP/s")
@@ -82,6 +85,22 @@ struct AttentionBenchmark: ParsableCommand {
         }
         print(table.render())
         if json { print(JSONValue.array(records)) }
+    }
+
+    /// Parameters and FLOPs (2 per MAC, 003 counts multiplications and additions separately) of the
+    /// attention ResNets at 224×224 against 003 Table 6 (GSA) and Table 3 (SASA-ResNet-50).
+    static func complexityTable() throws -> String {
+        let paper: [(AttentionResNet.Kind, Int, Double, Double)] = [
+            (.gsa, 38, 14.2, 5.9), (.gsa, 50, 18.1, 7.2), (.gsa, 101, 30.4, 12.2), (.sasa, 50, 18.0, 7.0),
+        ]
+        var t = TextTable(["model", "params (M)", "paper", "GFLOPs", "paper", "GMACs"])
+        for (kind, depth, params, flops) in paper {
+            let model = try AttentionResNet(kind, depth: depth, seed: 1)
+            let macs = Double(try model.multiplyAccumulates(for: Shape(1, 3, 224, 224)))
+            t.append(["\(kind.rawValue)-resnet\(depth)", fmt(Double(model.parameterCount) / 1e6, 2), fmt(params),
+                      fmt(2 * macs / 1e9, 2), fmt(flops), fmt(macs / 1e9, 3)])
+        }
+        return "Attention ResNets at 224×224 (FLOPs = 2 × MACs)\n" + t.render() + "\n"
     }
 
     /// Checks the fast module against its naive twin once (small shape) before timing.
