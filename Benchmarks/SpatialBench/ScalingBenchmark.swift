@@ -101,16 +101,15 @@ struct ScalingBenchmark: ParsableCommand {
 enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
     case spsa, gsaContent = "gsa-content", gsa, sasa, attention
 
-    /// The modules this build provides (SPSA arrives with the SPSA layer on main).
-    static var available: [ScalingModule] { allCases.filter(\.isAvailable) }
+    /// The default module list: all of them.
+    static var available: [ScalingModule] { allCases }
 
-    var isAvailable: Bool { self != .spsa }
-
-    /// The module at side `s`: GSA with 8 heads and L = s; SASA k = 7, 8 heads; full attention as the
-    /// non-local block (C/2 inner channels, one head, output projection, residual).
+    /// The module at side `s`: SPSA with 4 heads (α = 2, correlation, reverse); GSA with 8 heads and
+    /// L = s; SASA k = 7, 8 heads; full attention as the non-local block (C/2 inner channels, one head,
+    /// output projection, residual).
     func make(channels C: Int, side s: Int) throws -> AnyScalingLayer {
         switch self {
-        case .spsa: throw ValidationError("SPSA is not in this build yet")
+        case .spsa: return AnyScalingLayer(SPSA(heads: 4))
         case .gsaContent: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, components: .content, seed: 1))
         case .gsa: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, seed: 1))
         case .sasa: return AnyScalingLayer(try SASA(channels: C, heads: 8, kernelSize: 7, seed: 1))
@@ -123,7 +122,9 @@ enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
         let x = try Tensor.random(shape: Shape(1, 16, 7, 7), seed: 99)
         let mismatch: Mismatch?
         switch self {
-        case .spsa: mismatch = nil
+        case .spsa:
+            let m = SPSA(heads: 4)
+            mismatch = Tolerance.spsa.firstMismatch(try m(x), Naive.spsa(x, heads: 4))
         case .gsaContent, .gsa:
             let g = try GSA(channels: 16, heads: 8, extent: 7, components: self == .gsa ? .all : .content, seed: 1)
             mismatch = Tolerance.gsa.firstMismatch(try g(x), try Naive.gsa(x, module: g))
@@ -144,6 +145,8 @@ struct AnyScalingLayer {
     let macs: (Shape) throws -> Int
 
     init(_ g: GSA) { run = { try g($0, threads: $1) }; macs = g.multiplyAccumulates }
+    /// SPSA counts 0 MACs in the papers' convention: its GFLOP/s column shows "–".
+    init(_ s: SPSA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
     init(_ s: SASA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
     init(_ a: NonLocal) { run = { try a($0, threads: $1) }; macs = a.multiplyAccumulates }
 

@@ -53,7 +53,8 @@ struct ScalingReport {
         var t = TextTable(["module", "s", "N", "median ms", "GFLOP/s", "peak MB", "samples"])
         for m in modules {
             for p in points.filter({ $0.module == m }) {
-                t.append([m.rawValue, "\(p.side)", "\(p.n)", fmt(p.seconds * 1e3, 3), fmt(p.flops / p.seconds / 1e9),
+                t.append([m.rawValue, "\(p.side)", "\(p.n)", fmt(p.seconds * 1e3, 3),
+                          p.flops > 0 ? fmt(p.flops / p.seconds / 1e9) : "–",
                           fmt(Double(p.peakBytes) / 1e6, 0), "\(p.samples)"])
             }
             if m == .attention {
@@ -78,7 +79,8 @@ struct ScalingReport {
     func records() -> [JSONValue] {
         var out: [JSONValue] = points.map { p in
             .object([("module", .string(p.module.rawValue)), ("side", .integer(p.side)), ("n", .integer(p.n)),
-                     ("median_ms", .number(p.seconds * 1e3)), ("gflops", .number(p.flops / p.seconds / 1e9)),
+                     ("median_ms", .number(p.seconds * 1e3)),
+                     ("gflops", p.flops > 0 ? .number(p.flops / p.seconds / 1e9) : .string("n/a")),
                      ("peak_mb", .number(Double(p.peakBytes) / 1e6)), ("samples", .integer(p.samples)),
                      ("threads", .integer(threads)), ("channels", .integer(channels))])
         }
@@ -116,12 +118,12 @@ enum ScalingPlot {
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" " +
             "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         for d in stride(from: x0, through: x1, by: 1) {
-            s += "<line x1=\"\(px(d))\" y1=\"\(top)\" x2=\"\(px(d))\" y2=\"\(height - bottom)\" stroke=\"#ddd\"/>\n"
-            s += "<text x=\"\(px(d))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">10^\(Int(d))</text>\n"
+            s += "<line x1=\"\(fmt(px(d)))\" y1=\"\(top)\" x2=\"\(fmt(px(d)))\" y2=\"\(height - bottom)\" stroke=\"#ddd\"/>\n"
+            s += "<text x=\"\(fmt(px(d)))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">10^\(Int(d))</text>\n"
         }
         for d in stride(from: y0, through: y1, by: 1) {
-            s += "<line x1=\"\(left)\" y1=\"\(py(d))\" x2=\"\(width - right)\" y2=\"\(py(d))\" stroke=\"#ddd\"/>\n"
-            s += "<text x=\"\(left - 8)\" y=\"\(py(d) + 4)\" text-anchor=\"end\">10^\(Int(d))</text>\n"
+            s += "<line x1=\"\(left)\" y1=\"\(fmt(py(d)))\" x2=\"\(width - right)\" y2=\"\(fmt(py(d)))\" stroke=\"#ddd\"/>\n"
+            s += "<text x=\"\(left - 8)\" y=\"\(fmt(py(d) + 4))\" text-anchor=\"end\">10^\(Int(d))</text>\n"
         }
         s += "<text x=\"\((left + width - right) / 2)\" y=\"\(height - 15)\" text-anchor=\"middle\">N = s² pixels</text>\n"
         s += "<text x=\"20\" y=\"\((top + height - bottom) / 2)\" transform=\"rotate(-90 20 \((top + height - bottom) / 2))\" " +
@@ -131,7 +133,7 @@ enum ScalingPlot {
             let line = pts.filter { $0.module == m }.sorted { $0.n < $1.n }
             guard !line.isEmpty else { continue }
             let colour = colours[i % colours.count]
-            let coords = line.map { "\(px(log10(Double($0.n)))),\(py(log10($0.seconds * 1e3)))" }
+            let coords = line.map { "\(fmt(px(log10(Double($0.n))))),\(fmt(py(log10($0.seconds * 1e3))))" }
             s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"\(coords.joined(separator: " "))\"/>\n"
             for c in coords {
                 let xy = c.split(separator: ",")
