@@ -50,10 +50,7 @@ struct AttentionBenchmark: ParsableCommand {
             small.positionalKernel = kernel
             try validateGSA(gsa: small)
             let x = try Tensor.random(shape: Shape(1, C, s, s), seed: 2)
-            phaseTimes = [:]
-            var calls = 0
-            let m = measure(warmup: 2, repetitions: 9, minimumSeconds: 1) { calls += 1; let t0 = tick(); blackHole(try! gsa(x, threads: threads)); phaseTimes["TOTAL cpu", default: 0] += tick() - t0 }
-            for (k, v) in phaseTimes.sorted(by: { $0.key < $1.key }) { note("  \(name) \(k): \(fmt(v / Double(calls) * 1e3, 3)) ms") }
+            let m = measure(warmup: 2, repetitions: 9, minimumSeconds: 1) { blackHole(try! gsa(x, threads: threads)) }
             let flops = GSABenchmarkFLOPs.gemm(gsa, height: s, width: s)
             record(name, ms: m.median * 1e3, gemmFLOPs: flops,
                    note: "GEMM FLOPs / whole-module time (softmax, BN, copies included)")

@@ -11,9 +11,7 @@ extension GSA {
         Scratch.withFloats(2 * keyChannels + dk * dv) { sums in
             let maxima = sums + keyChannels, context = maxima + keyChannels
             // Row sweeps over the pixels (prefetch-friendly), all heads' key segments per row.
-            let t0 = tick() // PROFILE
             keySoftmaxNumerators(qkv, layout: layout, rows: P, maxima: maxima, sums: sums)
-            phaseTimes["content softmax", default: 0] += tick() - t0 // PROFILE
             for h in 0..<heads {
                 let q = qkv + h * layout.block, k = q + layout.keyOffset, v = q + layout.valueOffset
                 // C = exp(K − max)ᵀ·V, then row κ of C divided by Σ_p exp(K[p, κ] − max).

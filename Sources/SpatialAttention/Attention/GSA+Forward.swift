@@ -63,7 +63,6 @@ extension GSA {
                           threads: Int) {
         let P = geometry.pixels, layout = projectedLayout
         Scratch.withFloats(P * layout.rowStride) { qkv in
-            var t0 = tick() // PROFILE
             // [P, heads·block] = Xᵀ·Wᵀ: one GEMM for all three projections and all heads (m = P rows).
             projection.withUnsafeBufferPointer { pw in
                 GEMM.multiply(m: P, n: layout.rowStride, k: channels,
@@ -72,12 +71,9 @@ extension GSA {
                               b: pw.baseAddress!, ldb: channels, transposeB: true,
                               c: qkv, ldc: layout.rowStride)
             }
-            phaseTimes["projection", default: 0] += tick() - t0 // PROFILE
-            t0 = tick() // PROFILE
             if components.contains(.content) {
                 content(projected: qkv, layout: layout, geometry: geometry, output: output, threads: threads)
             }
-            phaseTimes["content", default: 0] += tick() - t0 // PROFILE
             positional(projected: qkv, layout: layout, geometry: geometry, output: output,
                        accumulate: components.contains(.content), threads: threads)
         }

@@ -31,30 +31,22 @@ extension GSA {
             (qkv + D * P).update(repeating: 0, count: tail)
             if sizes[1] > 0 { (yh + valueChannels * P).update(repeating: 0, count: tail) }
             let target = nchw ? output : staging
-            var t0 = tick() // PROFILE
             planarProjection.withUnsafeBufferPointer { pw in
                 GEMM.multiply(m: D, n: P, k: channels, a: pw.baseAddress!, lda: channels,
                               b: image, ldb: nchw ? P : channels, transposeB: !nchw, c: qkv, ldc: P)
             }
-            phaseTimes["projection", default: 0] += tick() - t0 // PROFILE
-            t0 = tick() // PROFILE
             let q = qkv, k = qkv + qRows * P, v = k + kRows * P
             if hasContent { planarContent(queries: q, keys: k, values: v, pixels: P, into: target, threads: threads) }
-            phaseTimes["content", default: 0] += tick() - t0 // PROFILE
-            t0 = tick() // PROFILE
             if hasColumn {
                 let destination = hasRow ? yh : target
                 columnPass(queries: q, values: v, height: H, width: W, into: destination,
                            accumulate: !hasRow && hasContent, threads: threads)
                 if hasRow { normalizePlanes(yh, pixels: P, threads: threads) }
             }
-            phaseTimes["fused column", default: 0] += tick() - t0 // PROFILE
-            t0 = tick() // PROFILE
             if hasRow {
                 rowPass(queries: q, values: hasColumn ? yh : v, height: H, width: W, into: target,
                         accumulate: hasContent, threads: threads)
             }
-            phaseTimes["fused row", default: 0] += tick() - t0 // PROFILE
             if !nchw {
                 GSA.store(channelMajorTransposed: staging, channels: valueChannels, pixels: P, into: output)
             }

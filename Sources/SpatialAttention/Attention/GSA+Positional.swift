@@ -1,7 +1,3 @@
-import Dispatch // PROFILE
-nonisolated(unsafe) public var phaseTimes: [String: Double] = [:] // PROFILE
-import Glibc // PROFILE
-@inline(__always) public func tick() -> Double { var t = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9 } // PROFILE
 
 /// GSA axial positional attention (003 Eq. 2, Appendix B Eq. 5–7): column pass, BN, row pass, by GEMMs.
 ///
@@ -34,14 +30,12 @@ extension GSA {
                 if hasColumn {
                     columnPass(qkv: qkv, layout: layout, geometry: geometry, logits: logits, result: columnOutput,
                                threads: threads)
-                    let t0 = tick() // PROFILE
                     if hasRow {
                         normalize(columnOutput, pixels: P, threads: threads)
                     } else {
                         GSA.store(columnOutput, pixels: P, channels: valueChannels, into: output,
                                   layout: geometry.layout, accumulate: accumulate, threads: threads)
                     }
-                    phaseTimes["bn/store", default: 0] += tick() - t0 // PROFILE
                 }
                 if hasRow {
                     let values = hasColumn
@@ -78,22 +72,16 @@ extension GSA {
         let span = 2 * H
         t.update(repeating: 0, count: H * heads * span)
         Scratch.withFloats(P * keyChannels) { qt in
-            let t0 = tick() // PROFILE
             transposeQueries(qkv: qkv, layout: layout, geometry: geometry, into: qt, threads: threads)
-            phaseTimes["transpose Q", default: 0] += tick() - t0 // PROFILE
             columnEmbedding.withUnsafeBufferPointer { pr in
                 for y in 0..<W {
-                    var t0 = tick() // PROFILE
                     shiftLogits(queries: qt + y * H * keyChannels, queryStride: dk, rows: H * heads, length: H,
                                 embedding: pr.baseAddress!, into: t)
-                    phaseTimes["col logits", default: 0] += tick() - t0 // PROFILE
-                    t0 = tick() // PROFILE
                     for h in 0..<heads {
                         GEMM.multiply(m: H, n: dv, k: H, a: t + h * span + H - 1, lda: heads * span - 1,
                                       b: qkv + y * ld + h * layout.block + layout.valueOffset, ldb: W * ld,
                                       c: yh + y * valueChannels + h * dv, ldc: W * valueChannels)
                     }
-                    phaseTimes["col values", default: 0] += tick() - t0 // PROFILE
                 }
             }
         }
@@ -111,12 +99,9 @@ extension GSA {
         t.update(repeating: 0, count: W * heads * span)
         rowEmbedding.withUnsafeBufferPointer { pr in
             for x in 0..<H {
-                var t0 = tick() // PROFILE
                 // Rows (y, h) of image row x's queries: stride `block` floats, since ld = heads·block.
                 shiftLogits(queries: qkv + x * W * ld, queryStride: layout.block, rows: W * heads, length: W,
                             embedding: pr.baseAddress!, into: t)
-                phaseTimes["row logits", default: 0] += tick() - t0 // PROFILE
-                t0 = tick() // PROFILE
                 for h in 0..<heads {
                     let s = t + h * span + W - 1, sStride = heads * span - 1
                     let v = values.base + x * W * values.rowStride + h * values.headStride
@@ -130,7 +115,6 @@ extension GSA {
                                       beta: beta, c: output + x * W * valueChannels + h * dv, ldc: valueChannels)
                     }
                 }
-                phaseTimes["row values", default: 0] += tick() - t0 // PROFILE
             }
         }
     }
