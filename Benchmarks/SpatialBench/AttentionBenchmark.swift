@@ -16,6 +16,12 @@ struct AttentionBenchmark: ParsableCommand {
     @Option(help: "Channels C (= d).") var channels = 256
     @Option(help: "GSA side s (s×s image).") var gsaSide = 56
     @Option(help: "Full-attention side s; 0 skips it.") var attentionSide = 112
+    @Option(help: "Full attention: queries per block.") var queryBlock = 256
+    @Option(help: "Full attention: keys per block of the online softmax.") var keyBlock = 1024
+    @Option(help: "Full attention inner widths (key = value channels), comma-separated; default C/2 and C.")
+    var inner: String = ""
+    @Flag(help: "Skip the GSA cases.") var noGSA = false
+    @Option(help: "Only these GSA cases (comma-separated names), e.g. gsa,gsa-content.") var only: String = ""
     @Flag(help: "Print JSON records on stdout.") var json = false
     @Flag(inversion: .prefixedNo, help: "Print the GSA-/SASA-ResNet complexity table (003 Tables 3 and 6).")
     var complexity = true
@@ -43,7 +49,8 @@ struct AttentionBenchmark: ParsableCommand {
             ("gsa-content", .content, .fused), ("gsa", .all, .fused), ("gsa (sgemm positional)", .all, .gemm),
             ("gsa-positional", .positional, .fused), ("gsa-column", .column, .fused), ("gsa-row", .row, .fused),
         ]
-        for (name, parts, kernel) in variants {
+        let chosen = Set(only.split(separator: ",").map(String.init))
+        for (name, parts, kernel) in variants where !noGSA && (chosen.isEmpty || chosen.contains(name)) {
             var gsa = try GSA(channels: C, heads: 8, extent: s, components: parts, seed: 1)
             gsa.positionalKernel = kernel
             var small = try GSA(channels: 32, heads: 8, extent: 9, components: parts, seed: 1)
@@ -51,15 +58,25 @@ struct AttentionBenchmark: ParsableCommand {
             try validateGSA(gsa: small)
             let x = try Tensor.random(shape: Shape(1, C, s, s), seed: 2)
             let m = measure(warmup: 2, repetitions: 9, minimumSeconds: 1) { blackHole(try! gsa(x, threads: threads)) }
+            // The projection GEMMs alone (same shapes, measured next to the module): what is left of the
+            // module's time is its attention work.
+            let rows = parts == .content ? 3 * gsa.keyChannels
+                : gsa.keyChannels * (parts.contains(.content) ? 2 : 1) + gsa.valueChannels
+            let projection = AttentionBenchmark.gemmSeconds(m: rows, n: P, k: C)
             let flops = GSABenchmarkFLOPs.gemm(gsa, height: s, width: s)
             record(name, ms: m.median * 1e3, gemmFLOPs: flops,
-                   note: "GEMM FLOPs / whole-module time (softmax, BN, copies included)")
+                   note: "projection GEMM alone \(fmt(projection * 1e3, 2)) ms, rest \(fmt((m.median - projection) * 1e3, 2)) ms",
+                   extra: [("projection_ms", .number(projection * 1e3)),
+                           ("rest_ms", .number((m.median - projection) * 1e3))])
         }
         // Full attention at s = attentionSide: the non-local default (C/2 inner channels) and inner = C.
         if attentionSide > 0 {
             let a = attentionSide
-            for inner in [C / 2, C] {
-                let module = try NonLocal(channels: C, keyChannels: inner, valueChannels: inner, seed: 1)
+            let widths = inner.isEmpty ? [C / 2, C] : try ScalingBenchmark.parseList(inner)
+            for inner in widths {
+                var module = try NonLocal(channels: C, keyChannels: inner, valueChannels: inner, seed: 1)
+                module.queryBlock = queryBlock
+                module.keyBlock = keyBlock
                 let small = try NonLocal(channels: 16, keyChannels: inner * 16 / C, valueChannels: inner * 16 / C, seed: 1)
                 let xs = try Tensor.random(shape: Shape(1, 16, 9, 7), seed: 3)
                 if let mismatch = Tolerance.attention.firstMismatch(try small(xs), try Naive.attention(xs, module: small)) {
@@ -75,7 +92,8 @@ struct AttentionBenchmark: ParsableCommand {
                 let peak = PeakMemory.peakBytes()
                 let P = Double(a * a)
                 let flops = 2 * (P * Double(C) * Double(3 * inner) + P * P * Double(2 * inner) + P * Double(inner * C))
-                record("attention s=\(a) inner=\(inner)", ms: m.median * 1e3, gemmFLOPs: flops,
+                record("attention s=\(a) inner=\(inner) blocks \(queryBlock)×\(keyBlock)", ms: m.median * 1e3,
+                       gemmFLOPs: flops,
                        note: "peak RSS \(fmt(Double(peak) / 1e6)) MB (\(fmt(Double(before) / 1e6)) MB before the call)",
                        extra: [("peak_mb", .number(Double(peak) / 1e6)), ("rss_before_mb", .number(Double(before) / 1e6))])
             }
@@ -98,6 +116,22 @@ struct AttentionBenchmark: ParsableCommand {
                       fmt(2 * macs / 1e9, 2), fmt(flops), fmt(macs / 1e9, 3)])
         }
         return "Attention ResNets at 224×224 (FLOPs = 2 × MACs)\n" + t.render() + "\n"
+    }
+
+    /// Median seconds of one `m×k · k×n` sgemm (row-major, no transposes) on seeded data.
+    static func gemmSeconds(m: Int, n: Int, k: Int) -> Double {
+        let a = (0..<(m * k)).map { Float($0 % 7) * 0.01 }, b = (0..<(k * n)).map { Float($0 % 5) * 0.01 }
+        var c = [Float](repeating: 0, count: m * n)
+        return a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    measure(warmup: 2, repetitions: 9, minimumSeconds: 0.3) {
+                        GEMM.multiply(m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n,
+                                      c: pc.baseAddress!, ldc: n)
+                    }.median
+                }
+            }
+        }
     }
 
     /// Checks the fast module against its naive twin once (small shape) before timing.
