@@ -7,7 +7,8 @@ struct SpatialBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spatial-bench",
         abstract: "Benchmarks for SpatialAttention: kernels against measured ceilings, papers' tables, scaling.",
-        subcommands: [AllBenchmarks.self, SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self]
+        subcommands: [AllBenchmarks.self, SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self,
+                      AttentionBenchmark.self, ScalingBenchmark.self]
     )
 }
 
@@ -19,7 +20,8 @@ struct AllBenchmarks: ParsableCommand {
     )
 
     /// The benchmarks of the main job, in order.
-    static let mainJob: [ParsableCommand.Type] = [SPSABenchmark.self, ConvBenchmark.self, TablesBenchmark.self]
+    static let mainJob: [ParsableCommand.Type] = [SPSABenchmark.self, ConvBenchmark.self, TablesBenchmark.self,
+                                                  AttentionBenchmark.self, ScalingBenchmark.self]
 
     func run() throws {
         for command in Self.mainJob {

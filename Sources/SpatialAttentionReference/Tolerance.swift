@@ -98,3 +98,26 @@ extension Tensor {
         self = try! Tensor(shape: Shape(1, 1, 1, values.count), layout: .nchw, scalars: values)
     }
 }
+
+extension Tolerance {
+    /// GSA against its Double twin: Float32 projections (`k = C` terms), the context `K̂ᵀ·V` over `P`
+    /// positions and the positional sums over a column then a row (`k = H`, then `k = W`, with BN in
+    /// between) each add a few ulps relative to their terms' scale; outputs are sums of O(√(H·W)) terms of
+    /// unit size. 2e-4 absolute + 2e-4 relative bounds this with margin at the test sizes (see GSATests).
+    public static let gsa = Tolerance(absolute: 2e-4, relative: 2e-4)
+}
+
+extension Tolerance {
+    /// Full attention against its Double twin: Float32 projections (`k = C`), logits (`k = dk`) and the
+    /// online softmax's rescaled partial sums over `P` keys; the weights are a convex combination, so the
+    /// attention output's error stays at a few ulps of the values' scale. 1e-4 absolute + 1e-4 relative
+    /// covers the output projection and residual at the test sizes with margin.
+    public static let attention = Tolerance(absolute: 1e-4, relative: 1e-4)
+}
+
+extension Tolerance {
+    /// SASA against its Double twin: Float32 projections (`k = C`), logits over `dk` channels, the
+    /// polynomial `exp` (2 ulp) and a convex combination of `k²` values; errors stay at a few ulps of the
+    /// values' scale times the logits' size. 1e-4 absolute + 1e-4 relative covers the test sizes.
+    public static let sasa = Tolerance(absolute: 1e-4, relative: 1e-4)
+}
