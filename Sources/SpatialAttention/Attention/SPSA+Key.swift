@@ -73,8 +73,8 @@ final class SPSAKeys: @unchecked Sendable {
                     inverseNorm: inverseNorms[i], degenerate: degenerate[i], sum: sums[i])
     }
 
-    // Both layouts sum x − s in Float over short blocks of pixels (1024 pixels over 64 lanes in NCHW,
-    // 32 pixels a lane in NHWC) and add the block sums into a Double total. The shift s is the
+    // Both layouts sum x − s in Float over short runs (4 values a lane in NCHW, 8 pixels a lane in
+    // NHWC) and add the lanes into Double totals. The shift s is the
     // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
     // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
     // equal values is exact, so a constant channel still gives exactly its value.
@@ -99,57 +99,60 @@ final class SPSAKeys: @unchecked Sendable {
         let P = plan.shape.pixels
         let rows = plan.shape.batch * plan.shape.channels
         let means = self.means
-        // Four rows at a time, one accumulator chain each: a row alone is a chain of dependent adds
-        // and a tree sum, and 128 rows of 784 pixels took as long as 64 rows of 3136 (measured).
-        let rowsPerItem = 8, pixelBlock = 1024
+        let rowsPerItem = 8, pixelBlock = 256
+        let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
-            var row = item * rowsPerItem
-            let last = min(rows, (item + 1) * rowsPerItem)
-            while row < last {
-                let group = min(4, last - row)
-                // Rows past the group's end repeat its last row; their results are not stored.
-                let r0 = x + row * P, r1 = x + (row + min(1, group - 1)) * P
-                let r2 = x + (row + min(2, group - 1)) * P, r3 = x + (row + min(3, group - 1)) * P
-                let shifts = SIMD4<Float>(Self.shift(r0, P), Self.shift(r1, P), Self.shift(r2, P), Self.shift(r3, P))
-                let s0 = FloatVector(repeating: shifts[0]), s1 = FloatVector(repeating: shifts[1])
-                let s2 = FloatVector(repeating: shifts[2]), s3 = FloatVector(repeating: shifts[3])
-                var totals = SIMD4<Double>()
+            for row in (item * rowsPerItem)..<min(rows, (item + 1) * rowsPerItem) {
+                let r = x + row * P
+                // Exact mode needs no shift: x − 0 is exact and the Double sum holds it.
+                let shift: Float = exact ? 0 : (P >= 16 ? r.loadVector(0).treeSum / 16 : r[0])
+                let s = FloatVector(repeating: shift)
+                var lanes = SIMD8<Double>(), tail = 0.0
                 var p0 = 0
+                if exact {
+                    // Heads of ≤ 4 channels: a key of small norm is likely, and the correlation's
+                    // direction then amplifies any rounding of the means, even that of x − s in
+                    // Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x
+                    // added in Double; measured with 2 channels a head).
+                    var p = 0
+                    while p + 16 <= P {
+                        let v = r.loadVector(p) - s
+                        lanes += SIMD8<Double>(v.lowHalf) + SIMD8<Double>(v.highHalf)
+                        p += 16
+                    }
+                    while p < P { tail += Double(r[p] - shift); p += 1 }
+                    p0 = P
+                }
                 while p0 < P {
                     let end = min(P, p0 + pixelBlock)
                     var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
                     var p = p0
-                    while p + 16 <= end {
-                        a0 += r0.loadVector(p) - s0; a1 += r1.loadVector(p) - s1
-                        a2 += r2.loadVector(p) - s2; a3 += r3.loadVector(p) - s3
-                        p += 16
+                    while p + 64 <= end {
+                        a0 += r.loadVector(p) - s; a1 += r.loadVector(p + 16) - s
+                        a2 += r.loadVector(p + 32) - s; a3 += r.loadVector(p + 48) - s
+                        p += 64
                     }
-                    var sums = SIMD4<Float>(a0.treeSum, a1.treeSum, a2.treeSum, a3.treeSum)
-                    while p < end {
-                        sums += SIMD4<Float>(r0[p], r1[p], r2[p], r3[p]) - shifts
-                        p += 1
+                    while p + 16 <= end { a0 += r.loadVector(p) - s; p += 16 }
+                    // The 64 lanes (4 values each) are widened before they are combined: a Float
+                    // tree over them rounded at the block sum's magnitude (measured 4.5e-8 in a
+                    // mean of 784 normals), which a 2-channel key of small norm turns into 1.5e-5.
+                    for a in [a0, a1, a2, a3] {
+                        lanes += SIMD8<Double>(a.lowHalf) + SIMD8<Double>(a.highHalf)
                     }
-                    totals += SIMD4<Double>(Double(sums[0]), Double(sums[1]), Double(sums[2]), Double(sums[3]))
+                    while p < end { tail += Double(r[p] - shift); p += 1 }
                     p0 = end
                 }
-                for i in 0..<group {
-                    means[row + i] = Double(shifts[i]) + totals[i] / Double(P)
-                }
-                row += group
+                means[row] = Double(shift) + (lanes.sum() + tail) / Double(P)
             }
         }
-    }
-
-    /// A row's shift: the balanced sum of its first 16 values over 16, or its first value.
-    @inline(__always)
-    private static func shift(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
-        count >= 16 ? row.loadVector(0).treeSum / 16 : row[0]
     }
 
     private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, threads: Int) {
         let (N, C, P) = (plan.shape.batch, plan.shape.channels, plan.shape.pixels)
         let means = self.means
-        let block = 64, pixelBlock = 32
+        // Heads of ≤ 4 channels add every pixel, unshifted, in Double (see the NCHW pass).
+        let exact = plan.channelsPerHead <= 4
+        let block = 64, pixelBlock = exact ? 1 : 8
         let blocks = (C + block - 1) / block
         Threads.forEach(N * blocks, threads: threads) { item in
             let n = item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
@@ -159,7 +162,9 @@ final class SPSAKeys: @unchecked Sendable {
                 let partial = buffer.baseAddress!, shift = partial + block
                 // The shift of each channel: the balanced sum of its first 16 pixels over 16.
                 var j = 0
-                if P >= 16 {
+                if exact {
+                    shift.initialize(repeating: 0, count: block)
+                } else if P >= 16 {
                     while j + 16 <= width { shift.storeVector(Self.balancedSum16(first + j, stride: C) / 16, j); j += 16 }
                     while j < width { shift[j] = Self.balancedSum16(first + j, stride: C) / 16; j += 1 }
                 } else {

@@ -63,7 +63,7 @@ public enum NPY {
         try bytes.withUnsafeBytes { try decode($0, path: path) }
     }
 
-    /// The array encoded in `bytes`; see ``decode(_:path:)-(Array<UInt8>,_)``.
+    /// The array encoded in `bytes`; see `decode(_:path:)` for a byte array.
     public static func decode(_ bytes: UnsafeRawBufferPointer, path: String = "<memory>") throws -> NDArray {
         func fail(_ problem: FileFormatError.Problem) -> FileFormatError { FileFormatError(path: path, problem) }
         let fileSize = bytes.count

@@ -12,6 +12,8 @@ extension Model {
     /// Builds `name` from the safetensors file at `path`.
     ///
     /// - Parameters:
+    ///   - name: a model name of the registry, e.g. `"resnet50+spsa"`.
+    ///   - path: the safetensors file, with torchvision state_dict names.
     ///   - strict: when true (PyTorch's default) a tensor the model does not have is an error;
     ///     when false it is ignored. Missing and mis-shaped tensors are always errors.
     /// - Throws: ``FileFormatError`` when the file is missing or malformed; ``ParameterError``
