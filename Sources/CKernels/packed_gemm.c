@@ -81,6 +81,64 @@ static void pack_b(const float *b, ptrdiff_t imageStride, ptrdiff_t rowStride, i
     }
 }
 
+// B straight from CHW images (im2col fused into packing): row k = (c·kh + i)·kw + jj of image
+// column j holds x[c][oy·sh − ph + i·dh][ox·sw − pw + jj·dw] (0 outside), (oy, ox) = divmod(j % P, outW).
+typedef struct {
+    int channels, height, width, kh, kw, padH, padW, strideH, strideW, dilationH, dilationW, outW;
+} ck_image_geometry;
+
+static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, const ck_image_geometry *g,
+                         int k0, int kc, int j0, int nc, float *out) {
+    const int taps = g->kh * g->kw;
+    for (int jp = 0; jp < nc; jp += CK_NR) {
+        float *panel = out + (ptrdiff_t)jp * kc;
+        const int width = nc - jp < CK_NR ? nc - jp : CK_NR;
+        // Runs of the panel's columns inside one output row of one image.
+        int runStart[CK_NR], runLength[CK_NR], runImage[CK_NR], runRow[CK_NR], runColumn[CK_NR];
+        int runs = 0;
+        for (int done = 0; done < width;) {
+            const int j = j0 + jp + done, image = j / pixels, pixel = j % pixels;
+            const int oy = pixel / g->outW, ox = pixel % g->outW;
+            int length = g->outW - ox;
+            if (length > width - done) length = width - done;
+            runStart[runs] = done; runLength[runs] = length; runImage[runs] = image;
+            runRow[runs] = oy; runColumn[runs] = ox;
+            runs++;
+            done += length;
+        }
+        for (int p = 0; p < kc; p++) {
+            const int k = k0 + p, c = k / taps, tap = k % taps, i = tap / g->kw, jj = tap % g->kw;
+            float *dst = panel + p * CK_NR;
+            for (int r = 0; r < runs; r++) {
+                float *d = dst + runStart[r];
+                const int length = runLength[r];
+                const int iy = runRow[r] * g->strideH - g->padH + i * g->dilationH;
+                if (iy < 0 || iy >= g->height) {
+                    memset(d, 0, sizeof(float) * (size_t)length);
+                    continue;
+                }
+                const float *row = x + (ptrdiff_t)runImage[r] * imageStride + ((ptrdiff_t)c * g->height + iy) * g->width;
+                const int dx = jj * g->dilationW - g->padW;
+                const int ox0 = runColumn[r];
+                if (g->strideW == 1) {
+                    // Columns ox0 + q read row[ox0 + q + dx]; in-image for 0 <= ox0 + q + dx < width.
+                    int lo = -(ox0 + dx); if (lo < 0) lo = 0; if (lo > length) lo = length;
+                    int hi = g->width - (ox0 + dx); if (hi > length) hi = length; if (hi < lo) hi = lo;
+                    for (int q = 0; q < lo; q++) d[q] = 0.0f;
+                    if (hi > lo) memcpy(d + lo, row + ox0 + lo + dx, sizeof(float) * (size_t)(hi - lo));
+                    for (int q = hi; q < length; q++) d[q] = 0.0f;
+                } else {
+                    for (int q = 0; q < length; q++) {
+                        const int ix = (ox0 + q) * g->strideW + dx;
+                        d[q] = ix >= 0 && ix < g->width ? row[ix] : 0.0f;
+                    }
+                }
+            }
+            if (width < CK_NR) memset(dst + width, 0, sizeof(float) * (size_t)(CK_NR - width));
+        }
+    }
+}
+
 // Stores one finished row segment of C: mode 0 first block (store), 1 middle (add), 2 last block
 // (add unless first, then bias, residual, activation).
 static inline float ck_act(float v, int activation) {
@@ -200,19 +258,18 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
 }
 #endif
 
-void ck_packed_gemm(const float *packedA, int m, int k,
-                    const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
-                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
-                    const float *bias, const float *residual, int activation,
-                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
+static void packed_gemm(const float *packedA, int m, int k,
+                        const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
+                        const ck_image_geometry *geometry, const ck_output *o,
+                        int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
     const int panels = (m + CK_MR - 1) / CK_MR;
-    const ck_output o = {c, cImageStride, cRowStride, residual, bias, activation, pixels};
     for (int j0 = columnBegin; j0 < columnEnd; j0 += CK_NC) {
         const int nc = columnEnd - j0 < CK_NC ? columnEnd - j0 : CK_NC;
         for (int k0 = 0; k0 < k; k0 += CK_KC) {
             const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
             const int first = k0 == 0, last = k0 + kc == k;
-            pack_b(b, bImageStride, bRowStride, pixels, k0, kc, j0, nc, workspace);
+            if (geometry) pack_b_image(b, bImageStride, pixels, geometry, k0, kc, j0, nc, workspace);
+            else pack_b(b, bImageStride, bRowStride, pixels, k0, kc, j0, nc, workspace);
             const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MR;
             // CK_MC rows of A (128 KiB at kc = 256) stay in L2 while every B panel passes; one B
             // panel (32 KiB) stays in L1 while the A panels of those rows pass.
@@ -224,10 +281,35 @@ void ck_packed_gemm(const float *packedA, int m, int k,
                     for (int row0 = i0; row0 < i1; row0 += CK_MR) {
                         const int rows = i1 - row0 < CK_MR ? i1 - row0 : CK_MR;
                         kernel_8x32(kc, block + (ptrdiff_t)(row0 / CK_MR) * CK_MR * kc, bp, rows, row0, j0 + jp, width,
-                                    first, last, &o);
+                                    first, last, o);
                     }
                 }
             }
         }
     }
+}
+
+void ck_packed_gemm(const float *packedA, int m, int k,
+                    const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
+                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
+                    const float *bias, const float *residual, int activation,
+                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
+    const ck_output o = {c, cImageStride, cRowStride, residual, bias, activation, pixels};
+    packed_gemm(packedA, m, k, b, bImageStride, bRowStride, pixels, NULL, &o,
+                rowBegin, rowEnd, columnBegin, columnEnd, workspace);
+}
+
+void ck_packed_conv(const float *packedA, int m,
+                    const float *x, ptrdiff_t xImageStride, int channels, int height, int width,
+                    int kh, int kw, int padH, int padW, int strideH, int strideW, int dilationH, int dilationW,
+                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
+                    const float *bias, const float *residual, int activation,
+                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
+    const int outH = (height + 2 * padH - dilationH * (kh - 1) - 1) / strideH + 1;
+    const int outW = (width + 2 * padW - dilationW * (kw - 1) - 1) / strideW + 1;
+    const ck_image_geometry g = {channels, height, width, kh, kw, padH, padW, strideH, strideW, dilationH, dilationW, outW};
+    const int pixels = outH * outW;
+    const ck_output o = {c, cImageStride, cRowStride, residual, bias, activation, pixels};
+    packed_gemm(packedA, m, channels * kh * kw, x, xImageStride, 0, pixels, &g, &o,
+                rowBegin, rowEnd, columnBegin, columnEnd, workspace);
 }

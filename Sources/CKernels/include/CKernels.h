@@ -88,6 +88,23 @@ void ck_packed_gemm(const float *packedA, int m, int k,
                     const float *bias, const float *residual, int activation,
                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
 
+/// Max pooling of `channels` CHW planes (PyTorch MaxPool2d, floor mode): y[c][oy][ox] = max over
+/// the in-image taps x[c][oy*strideH - padH + i*dilationH][ox*strideW - padW + j*dilationW];
+/// -inf when no tap is inside; NaN when any tap is NaN.
+void ck_max_pool(const float *x, int channels, int height, int width,
+                 int kh, int kw, int padH, int padW, int strideH, int strideW,
+                 int dilationH, int dilationW, float *y);
+
+/// ck_packed_gemm with B the im2col matrix of CHW images, packed straight from the images (no
+/// im2col buffer): column j is output pixel j % P of image j / P (image at x + (j / P) * xImageStride),
+/// P = outH * outW; depth k = channels * kh * kw in (c, i, j) order. Other arguments as ck_packed_gemm.
+void ck_packed_conv(const float *packedA, int m,
+                    const float *x, ptrdiff_t xImageStride, int channels, int height, int width,
+                    int kh, int kw, int padH, int padW, int strideH, int strideW, int dilationH, int dilationW,
+                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
+                    const float *bias, const float *residual, int activation,
+                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,11 +4,6 @@ extension Conv2D {
     /// Whether ``Algorithm/packed`` runs the AVX-512 micro-kernel in this build.
     static let packedKernelIsVectorized = ck_packed_gemm_vectorized() != 0
 
-    /// Output planes of at least this many pixels are convolved one image at a time (im2col of one
-    /// image, then its GEMM); smaller ones are im2col'ed for the whole batch and run as one GEMM, so
-    /// that narrow planes (49 pixels at ResNet's last stage) still fill the micro-kernel's 32 columns.
-    static let packedPerImagePixels = 1024
-
     /// The filters of every group packed for `ck_packed_gemm`, and the stride between groups.
     static func pack(_ weight: [Float], groups: Int, rows: Int, depth: Int) -> ([Float], Int) {
         let stride = ck_packed_weights_count(Int32(rows), Int32(depth))
@@ -23,39 +18,23 @@ extension Conv2D {
         return (packed, stride)
     }
 
-    /// The packed-filter GEMM: 1×1 stride-1 layers read the input in place; others im2col first.
+    /// The packed-filter GEMM over the whole batch at once: 1×1 stride-1 layers read the input
+    /// in place; others pack their im2col panels straight from the images (`ck_packed_conv`), so
+    /// no im2col matrix is ever written.
     func runPacked(_ x: UnsafePointer<Float>, shape input: Shape, into y: UnsafeMutablePointer<Float>,
                    output: Shape, residual: UnsafePointer<Float>?, threads: Int) {
-        let (N, C, K, P) = (input.batch, inputChannels, outputChannels, output.pixels)
-        if isPointwise {
-            packedGEMM(b: x, bImageStride: C * P, pixels: P, columns: N * P, into: y, residual: residual, threads: threads)
-            return
-        }
-        let rows = columnRows
-        if P >= Self.packedPerImagePixels || N == 1 {
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * P)
-            defer { columns.deallocate() }
-            for n in 0..<N {
-                im2col(x + n * C * input.pixels, shape: input, into: columns, threads: threads)
-                packedGEMM(b: columns, bImageStride: 0, pixels: P, columns: P, into: y + n * K * P,
-                           residual: residual.map { $0 + n * K * P }, threads: threads)
-            }
-        } else {
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: N * rows * P)
-            defer { columns.deallocate() }
-            for n in 0..<N {
-                im2col(x + n * C * input.pixels, shape: input, into: columns + n * rows * P, threads: threads)
-            }
-            packedGEMM(b: columns, bImageStride: rows * P, pixels: P, columns: N * P, into: y, residual: residual,
-                       threads: threads)
-        }
+        packedGEMM(x, input: input, pixels: output.pixels, columns: input.batch * output.pixels, into: y,
+                   residual: residual, threads: threads)
     }
 
     /// `y = act(W · B + bias + residual)` for every group over `columns` batch columns (column `j`
-    /// is pixel `j % pixels` of image `j / pixels`; B rows `pixels` apart, images `bImageStride`
-    /// apart; `y` NCHW). Work splits over groups, then columns (32-wide panels), then rows.
-    private func packedGEMM(b: UnsafePointer<Float>, bImageStride: Int, pixels: Int, columns: Int,
+    /// is output pixel `j % pixels` of image `j / pixels`; B the input itself for a pointwise layer,
+    /// its im2col otherwise; `y` NCHW). Work splits over groups, then columns (32-wide panels), then rows.
+    private func packedGEMM(_ x: UnsafePointer<Float>, input: Shape, pixels: Int, columns: Int,
                             into y: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, threads: Int) {
+        let cPerGroup = inputChannels / groups
+        let imageStride = inputChannels * input.pixels
+        let w = window
         let kPerGroup = outputChannels / groups
         let depth = columnRows / groups
         let outputImageStride = outputChannels * pixels
@@ -89,12 +68,25 @@ extension Conv2D {
                             }
                         }
                         guard rowBegin < rowEnd, columnBegin < columnEnd else { continue }
-                        ck_packed_gemm(packed.baseAddress! + g * packedGroupStride, Int32(kPerGroup), Int32(depth),
-                                       b + g * depth * pixels, bImageStride, pixels, Int32(pixels),
-                                       y + g * kPerGroup * pixels, outputImageStride, pixels,
-                                       bias.map { $0 + g * kPerGroup }, residual.map { $0 + g * kPerGroup * pixels },
-                                       activation.kernelCode, Int32(rowBegin), Int32(rowEnd), Int32(columnBegin),
-                                       Int32(columnEnd), aligned + worker * scratch)
+                        let a = packed.baseAddress! + g * packedGroupStride
+                        let source = x + g * cPerGroup * input.pixels
+                        let out = y + g * kPerGroup * pixels
+                        let shortcut = residual.map { $0 + g * kPerGroup * pixels }
+                        let b = bias.map { $0 + g * kPerGroup }
+                        if isPointwise {
+                            ck_packed_gemm(a, Int32(kPerGroup), Int32(depth), source, imageStride, pixels, Int32(pixels),
+                                           out, outputImageStride, pixels, b, shortcut, activation.kernelCode,
+                                           Int32(rowBegin), Int32(rowEnd), Int32(columnBegin), Int32(columnEnd),
+                                           aligned + worker * scratch)
+                        } else {
+                            ck_packed_conv(a, Int32(kPerGroup), source, imageStride, Int32(cPerGroup),
+                                           Int32(input.height), Int32(input.width), Int32(w.kernelHeight),
+                                           Int32(w.kernelWidth), Int32(w.paddingHeight), Int32(w.paddingWidth),
+                                           Int32(w.strideHeight), Int32(w.strideWidth), Int32(w.dilationHeight),
+                                           Int32(w.dilationWidth), out, outputImageStride, pixels, b, shortcut,
+                                           activation.kernelCode, Int32(rowBegin), Int32(rowEnd), Int32(columnBegin),
+                                           Int32(columnEnd), aligned + worker * scratch)
+                        }
                     }
                 }
             }
