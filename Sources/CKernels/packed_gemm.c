@@ -22,9 +22,15 @@
 
 #define CK_MR 8
 #define CK_NR 32
+#ifndef CK_KC
 #define CK_KC 256
+#endif
+#ifndef CK_NC
 #define CK_NC 384
+#endif
+#ifndef CK_MC
 #define CK_MC 128
+#endif
 
 ptrdiff_t ck_packed_weights_count(int m, int k) {
     const ptrdiff_t panels = (m + CK_MR - 1) / CK_MR;
@@ -59,25 +65,46 @@ void ck_pack_weights(const float *a, int m, int k, float *packed) {
     }
 }
 
+// dst[q] = src[q] for lo <= q < hi, 0 for the other q < CK_NR: one row of a B panel. A call to
+// memcpy per run cost as much as the micro-kernel on 64-channel layers (packing is amortised over
+// only M / 8 row tiles there), so the AVX-512 build copies with two masked loads and stores. The
+// masked-out lanes are never read, so src may be "before" the array for lo > 0.
+static inline void copy_panel_row(float *dst, const float *src, int lo, int hi) {
+#if defined(__AVX512F__)
+    const unsigned bits = hi <= lo ? 0u : (unsigned)((hi >= 32 ? 0xFFFFFFFFull : ((1ull << hi) - 1)) & ~((1ull << lo) - 1));
+    const __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)(bits & 0xFFFF), src);
+    const __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(bits >> 16), src + 16);
+    _mm512_storeu_ps(dst, v0);
+    _mm512_storeu_ps(dst + 16, v1);
+#else
+    for (int q = 0; q < CK_NR; q++) dst[q] = q >= lo && q < hi ? src[q] : 0.0f;
+#endif
+}
+
 // Packs B rows k0 ..< k0+kc, columns j0 ..< j0+nc into CK_NR-wide k-major panels.
 static void pack_b(const float *b, ptrdiff_t imageStride, ptrdiff_t rowStride, int pixels,
                    int k0, int kc, int j0, int nc, float *out) {
     for (int jp = 0; jp < nc; jp += CK_NR) {
         float *panel = out + (ptrdiff_t)jp * kc;
         const int width = nc - jp < CK_NR ? nc - jp : CK_NR;
-        // Split the panel's columns into runs inside one image.
+        const int j = j0 + jp, image = j / pixels, pixel = j % pixels;
+        if (pixel + width <= pixels) {
+            // The whole panel inside one image: one masked row copy per k.
+            const float *src = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)k0 * rowStride + pixel;
+            for (int p = 0; p < kc; p++) copy_panel_row(panel + p * CK_NR, src + p * rowStride, 0, width);
+            continue;
+        }
+        // Columns from several images: runs inside one image each.
+        for (int p = 0; p < kc; p++) memset(panel + p * CK_NR, 0, sizeof(float) * CK_NR);
         int done = 0;
         while (done < width) {
-            const int j = j0 + jp + done;
-            const int image = j / pixels, pixel = j % pixels;
-            int run = pixels - pixel;
+            const int jj = j + done, im = jj / pixels, px = jj % pixels;
+            int run = pixels - px;
             if (run > width - done) run = width - done;
-            const float *src = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)k0 * rowStride + pixel;
+            const float *src = b + (ptrdiff_t)im * imageStride + (ptrdiff_t)k0 * rowStride + px;
             for (int p = 0; p < kc; p++) memcpy(panel + p * CK_NR + done, src + p * rowStride, sizeof(float) * (size_t)run);
             done += run;
         }
-        if (width < CK_NR)
-            for (int p = 0; p < kc; p++) memset(panel + p * CK_NR + width, 0, sizeof(float) * (size_t)(CK_NR - width));
     }
 }
 
@@ -90,6 +117,15 @@ typedef struct {
 static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, const ck_image_geometry *g,
                          int k0, int kc, int j0, int nc, float *out) {
     const int taps = g->kh * g->kw;
+    // Decode each depth row k = (c·kh + i)·kw + jj once per block, not once per panel (four
+    // integer divisions per row and panel cost as much as packing the values).
+    int rowOffset[CK_KC], rowTap[CK_KC], columnTap[CK_KC];
+    for (int p = 0; p < kc; p++) {
+        const int k = k0 + p, c = k / taps, tap = k % taps;
+        rowOffset[p] = c * g->height;
+        rowTap[p] = (tap / g->kw) * g->dilationH - g->padH;
+        columnTap[p] = (tap % g->kw) * g->dilationW - g->padW;
+    }
     for (int jp = 0; jp < nc; jp += CK_NR) {
         float *panel = out + (ptrdiff_t)jp * kc;
         const int width = nc - jp < CK_NR ? nc - jp : CK_NR;
@@ -107,34 +143,54 @@ static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, cons
             done += length;
         }
         for (int p = 0; p < kc; p++) {
-            const int k = k0 + p, c = k / taps, tap = k % taps, i = tap / g->kw, jj = tap % g->kw;
-            float *dst = panel + p * CK_NR;
+            const int dx = columnTap[p], dy = rowTap[p];
+#if defined(__AVX512F__)
+            // Each run fills its lanes with a masked load (stride 1) or gather; lanes outside the
+            // image stay 0 and are never read.
+            __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+            const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
             for (int r = 0; r < runs; r++) {
-                float *d = dst + runStart[r];
-                const int length = runLength[r];
-                const int iy = runRow[r] * g->strideH - g->padH + i * g->dilationH;
-                if (iy < 0 || iy >= g->height) {
-                    memset(d, 0, sizeof(float) * (size_t)length);
-                    continue;
-                }
-                const float *row = x + (ptrdiff_t)runImage[r] * imageStride + ((ptrdiff_t)c * g->height + iy) * g->width;
-                const int dx = jj * g->dilationW - g->padW;
-                const int ox0 = runColumn[r];
+                const int iy = runRow[r] * g->strideH + dy;
+                if (iy < 0 || iy >= g->height) continue;
+                const float *row = x + (ptrdiff_t)runImage[r] * imageStride + ((ptrdiff_t)rowOffset[p] + iy) * g->width;
+                const int start = runColumn[r] * g->strideW + dx;  // input column of the run's first lane
+                int lo = start >= 0 ? 0 : (-start + g->strideW - 1) / g->strideW;
+                int hi = (g->width - start + g->strideW - 1) / g->strideW;
+                if (hi > runLength[r]) hi = runLength[r];
+                if (hi <= lo) continue;
+                lo += runStart[r];
+                hi += runStart[r];
+                const unsigned long long bits = (hi >= 32 ? 0xFFFFFFFFull : ((1ull << hi) - 1)) & ~((1ull << lo) - 1);
+                const __mmask16 m0 = (__mmask16)(bits & 0xFFFF), m1 = (__mmask16)(bits >> 16);
                 if (g->strideW == 1) {
-                    // Columns ox0 + q read row[ox0 + q + dx]; in-image for 0 <= ox0 + q + dx < width.
-                    int lo = -(ox0 + dx); if (lo < 0) lo = 0; if (lo > length) lo = length;
-                    int hi = g->width - (ox0 + dx); if (hi > length) hi = length; if (hi < lo) hi = lo;
-                    for (int q = 0; q < lo; q++) d[q] = 0.0f;
-                    if (hi > lo) memcpy(d + lo, row + ox0 + lo + dx, sizeof(float) * (size_t)(hi - lo));
-                    for (int q = hi; q < length; q++) d[q] = 0.0f;
+                    const float *base = (const float *)((const char *)row + (ptrdiff_t)(start - runStart[r]) * (ptrdiff_t)sizeof(float));
+                    v0 = _mm512_mask_loadu_ps(v0, m0, base);
+                    v1 = _mm512_mask_loadu_ps(v1, m1, base + 16);
                 } else {
-                    for (int q = 0; q < length; q++) {
-                        const int ix = (ox0 + q) * g->strideW + dx;
-                        d[q] = ix >= 0 && ix < g->width ? row[ix] : 0.0f;
-                    }
+                    const __m512i stride = _mm512_set1_epi32(g->strideW);
+                    const __m512i first = _mm512_set1_epi32(runStart[r]);
+                    const __m512i i0 = _mm512_mullo_epi32(_mm512_sub_epi32(lane, first), stride);
+                    const __m512i i1 = _mm512_add_epi32(i0, _mm512_mullo_epi32(_mm512_set1_epi32(16), stride));
+                    const float *base = row + start;
+                    if (m0) v0 = _mm512_mask_i32gather_ps(v0, m0, i0, base, 4);
+                    if (m1) v1 = _mm512_mask_i32gather_ps(v1, m1, i1, base, 4);
                 }
             }
-            if (width < CK_NR) memset(dst + width, 0, sizeof(float) * (size_t)(CK_NR - width));
+            _mm512_storeu_ps(panel + p * CK_NR, v0);
+            _mm512_storeu_ps(panel + p * CK_NR + 16, v1);
+#else
+            float *dst = panel + p * CK_NR;
+            for (int q = 0; q < CK_NR; q++) dst[q] = 0.0f;
+            for (int r = 0; r < runs; r++) {
+                const int iy = runRow[r] * g->strideH + dy;
+                if (iy < 0 || iy >= g->height) continue;
+                const float *row = x + (ptrdiff_t)runImage[r] * imageStride + ((ptrdiff_t)rowOffset[p] + iy) * g->width;
+                for (int q = 0; q < runLength[r]; q++) {
+                    const int ix = (runColumn[r] + q) * g->strideW + dx;
+                    if (ix >= 0 && ix < g->width) dst[runStart[r] + q] = row[ix];
+                }
+            }
+#endif
         }
     }
 }
