@@ -1,8 +1,8 @@
-/// The GSA forward pass: per image, one projection GEMM, then the content and positional layers
-/// (GSA+Content.swift, GSA+Positional.swift) writing into the output.
+/// The GSA forward pass: per image, the content-only path (GSA+Content.swift), the fused channel-major
+/// path (GSA+Fused.swift) or the sgemm-per-line path (here and GSA+Positional.swift).
 extension GSA {
-    /// Applies the module with `threads` workers for the element-wise passes (softmax, BN, copies);
-    /// the GEMMs run on OpenBLAS's own threads (``BLAS/threads``), never at the same time.
+    /// Applies the module with `threads` workers for our kernels (softmax, the fused positional passes,
+    /// BN, copies); the GEMMs run on OpenBLAS's own threads (``BLAS/threads``), never at the same time.
     ///
     /// Shapes: `x` `[N, channels, H, W]`, NCHW or NHWC; the result has `valueChannels` channels and
     /// `x`'s layout. An empty input gives an empty output. NaN or ±∞ in `x` propagate to the pixels
@@ -57,7 +57,7 @@ extension GSA {
                                valueOffset: dk + (hasKey ? dk : 0), heads: heads)
     }
 
-    /// The path with positional attention: `[Q|K|V]` per pixel by one GEMM, content (if any) into the
+    /// The ``PositionalKernel/gemm`` path: `[Q|K|V]` per pixel by one GEMM, content (if any) into the
     /// output, then the positional passes added to it.
     func forwardProjected(image: UnsafePointer<Float>, geometry: Geometry, output: UnsafeMutablePointer<Float>,
                           threads: Int) {

@@ -48,7 +48,7 @@ extension GSA {
                         accumulate: hasContent, threads: threads)
             }
             if !nchw {
-                GSA.store(channelMajorTransposed: staging, channels: valueChannels, pixels: P, into: output)
+                Transpose.planesToPixels(staging, pixels: P, channels: valueChannels, into: output, threads: threads)
             }
         }
     }

@@ -162,35 +162,17 @@ extension GSA {
     /// Writes (or adds) a `[pixels, channels]` matrix into an image of the given layout.
     static func store(_ y: UnsafePointer<Float>, pixels: Int, channels: Int, into output: UnsafeMutablePointer<Float>,
                       layout: Layout, accumulate: Bool, threads: Int) {
-        if layout == .nhwc {
-            let count = pixels * channels
-            if accumulate {
-                var i = 0
-                while i + 16 <= count { store16(load16(output + i) + load16(y + i), output + i); i += 16 }
-                while i < count { output[i] += y[i]; i += 1 }
-            } else {
-                output.update(from: y, count: count)
-            }
-            return
+        guard layout == .nhwc else {
+            return Transpose.pixelsToPlanes(y, pixels: pixels, channels: channels, into: output,
+                                            accumulate: accumulate, threads: threads)
         }
-        // Blocks of 16 channels × 256 pixels: the 256 source rows (16 floats each) stay in L1 while 16
-        // channel planes receive 1 KiB runs (a per-pixel loop touches every plane's page per pixel).
-        let blocks = (channels + 15) / 16
-        Threads.forEach(blocks, threads: threads) { block in
-            let c0 = block * 16, c1 = min(channels, c0 + 16)
-            var p0 = 0
-            while p0 < pixels {
-                let p1 = min(pixels, p0 + 256)
-                for c in c0..<c1 {
-                    var source = y + p0 * channels + c
-                    let target = output + c * pixels
-                    for p in p0..<p1 {
-                        target[p] = accumulate ? target[p] + source.pointee : source.pointee
-                        source += channels
-                    }
-                }
-                p0 = p1
-            }
+        let count = pixels * channels
+        if accumulate {
+            var i = 0
+            while i + 16 <= count { store16(load16(output + i) + load16(y + i), output + i); i += 16 }
+            while i < count { output[i] += y[i]; i += 1 }
+        } else {
+            output.update(from: y, count: count)
         }
     }
 }

@@ -49,8 +49,8 @@ extension SASA {
                                       geometry: geometry, output: y)
                         }
                         if !nchw {
-                            GSA.store(channelMajorTransposed: y, channels: valueChannels, pixels: P,
-                                      into: po + n * valueChannels * P)
+                            Transpose.planesToPixels(y, pixels: P, channels: valueChannels, into: po + n * valueChannels * P,
+                                                     threads: threads)
                         }
                     }
                 }
@@ -96,18 +96,6 @@ extension SASA {
                     GEMM.multiply(m: k, n: P, k: half, a: pc.baseAddress!, lda: half, b: q + half * P, ldb: P,
                                   c: target + k * P, ldc: P)
                 }
-            }
-        }
-    }
-}
-
-extension GSA {
-    /// Transposes a channel-major `[channels, pixels]` matrix into a pixel-major (NHWC) image.
-    static func store(channelMajorTransposed y: UnsafePointer<Float>, channels: Int, pixels: Int,
-                      into output: UnsafeMutablePointer<Float>) {
-        for p0 in stride(from: 0, to: pixels, by: 16) {
-            for c in 0..<channels {
-                for p in p0..<min(pixels, p0 + 16) { output[p * channels + c] = y[c * pixels + p] }
             }
         }
     }
