@@ -40,8 +40,8 @@ extension GSA {
             let table = pr.baseAddress!
             Threads.forEach(heads * yBlocks, threads: threads) { item in
                 let h = item / yBlocks, y0 = (item % yBlocks) * 16, lanes = min(16, W - y0)
-                // Per-item logits from the scratch pool (temporary allocations this size go to malloc).
-                Scratch.withFloats(4 * H4 * 16) { s in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * H4 * 16) { buffer in
+                    let s = buffer.baseAddress!
                     for x0 in stride(from: 0, to: H, by: 4) {
                         columnLogits(q + h * dk * P + x0 * W + y0, planeStride: P, rowStride: W, dk: dk,
                                      table: table + (off - x0) * dk, rows: H4, into: s)
@@ -66,7 +66,8 @@ extension GSA {
             let rt = pe.baseAddress!
             Threads.forEach(heads * H, threads: threads) { item in
                 let h = item / H, x = item % H
-                Scratch.withFloats((W + 4) * nPad) { st in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: (W + 4) * nPad) { buffer in
+                    let st = buffer.baseAddress!
                     transposedShiftLogits(q + h * dk * P + x * W, qStride: P, rt: rt, rtStride: embedding.rowStride,
                                           length: W, dk: dk, into: st, sStride: nPad)
                     transposedWeightedSums(st, sStride: nPad, values: v + h * dv * P + x * W, channelStride: P,
