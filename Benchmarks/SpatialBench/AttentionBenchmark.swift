@@ -16,6 +16,7 @@ struct AttentionBenchmark: ParsableCommand {
     @Option(help: "Channels C (= d).") var channels = 256
     @Option(help: "GSA side s (s×s image).") var gsaSide = 56
     @Option(help: "Full-attention side s; 0 skips it.") var attentionSide = 112
+    @Option(help: "Full attention: timed calls per width (after one warm-up call).") var attentionRepetitions = 3
     @Option(help: "Full attention: queries per block.") var queryBlock = 512
     @Option(help: "Full attention: keys per block of the online softmax.") var keyBlock = 512
     @Option(help: "Full attention inner widths (key = value channels), comma-separated; default C/2 and C.")
@@ -91,7 +92,8 @@ struct AttentionBenchmark: ParsableCommand {
                 Scratch.purge()
                 let before = PeakMemory.residentBytes()
                 PeakMemory.reset()
-                let m = measure(warmup: 1, repetitions: 3, minimumSeconds: 0, maximumRepetitions: 3) {
+                let m = measure(warmup: 1, repetitions: attentionRepetitions, minimumSeconds: 0,
+                                maximumRepetitions: attentionRepetitions) {
                     blackHole(try! module(x, threads: threads))
                 }
                 let peak = PeakMemory.peakBytes()
@@ -99,8 +101,9 @@ struct AttentionBenchmark: ParsableCommand {
                 let flops = 2 * (P * Double(C) * Double(3 * inner) + P * P * Double(2 * inner) + P * Double(inner * C))
                 record("attention s=\(a) inner=\(inner) blocks \(queryBlock)×\(keyBlock)", ms: m.median * 1e3,
                        gemmFLOPs: flops,
-                       note: "peak RSS \(fmt(Double(peak) / 1e6)) MB (\(fmt(Double(before) / 1e6)) MB before the call)",
-                       extra: [("peak_mb", .number(Double(peak) / 1e6)), ("rss_before_mb", .number(Double(before) / 1e6))])
+                       note: "min \(fmt(m.minimum * 1e3, 1)) ms; peak RSS \(fmt(Double(peak) / 1e6)) MB " +
+                             "(\(fmt(Double(before) / 1e6)) MB before the call)",
+                       extra: [("min_ms", .number(m.minimum * 1e3)), ("peak_mb", .number(Double(peak) / 1e6)), ("rss_before_mb", .number(Double(before) / 1e6))])
             }
         }
         print(table.render())
