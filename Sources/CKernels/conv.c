@@ -81,3 +81,39 @@ void ck_depthwise_conv(const float *x, int channels, int height, int width,
         }
     }
 }
+
+// Max pooling of `channels` CHW planes, in the same row-and-tap structure as ck_depthwise_conv:
+// each output row starts at -inf and takes the maximum of every in-image tap's valid column range,
+// so the inner loop is a branch-free compare-and-select the compiler vectorises. A NaN in a window
+// wins (v != v selects it, and nothing replaces a NaN afterwards).
+void ck_max_pool(const float *x, int channels, int height, int width,
+                 int kh, int kw, int padH, int padW, int strideH, int strideW,
+                 int dilationH, int dilationW, float *y) {
+    const int outH = (height + 2 * padH - dilationH * (kh - 1) - 1) / strideH + 1;
+    const int outW = (width + 2 * padW - dilationW * (kw - 1) - 1) / strideW + 1;
+    for (int c = 0; c < channels; c++) {
+        const float *xc = x + (ptrdiff_t)c * height * width;
+        float *yc = y + (ptrdiff_t)c * outH * outW;
+        for (int oy = 0; oy < outH; oy++) {
+            float *m = yc + (ptrdiff_t)oy * outW;
+            for (int ox = 0; ox < outW; ox++) m[ox] = -INFINITY;
+            for (int i = 0; i < kh; i++) {
+                const int iy = oy * strideH - padH + i * dilationH;
+                if (iy < 0 || iy >= height) continue;
+                const float *row = xc + (ptrdiff_t)iy * width;
+                for (int j = 0; j < kw; j++) {
+                    const int dx = j * dilationW - padW;
+                    int oxLo = dx >= 0 ? 0 : (-dx + strideW - 1) / strideW;
+                    int oxHi = (width - dx + strideW - 1) / strideW;
+                    if (oxHi > outW) oxHi = outW;
+                    if (oxLo > oxHi) oxLo = oxHi;
+                    for (int ox = oxLo; ox < oxHi; ox++) {
+                        const float v = row[ox * strideW + dx];
+                        const float current = m[ox];
+                        m[ox] = (v > current || v != v) && current == current ? v : current;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import SpatialAttention
 
-/// `spatial-attention spsa`: SPSA of a 4-D `.npy` tensor.
+/// `spatial-attention spsa` (also `apply spsa`): SPSA of a 4-D `.npy` tensor.
 struct SPSACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spsa",
@@ -14,13 +14,9 @@ struct SPSACommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Input .npy file (4-D).")
-    var input: String
+    @OptionGroup var files: TensorFileOptions
 
-    @Option(help: "Output .npy file (float32, same shape and layout as the input).")
-    var output: String
-
-    @Option(help: "Exponent α ≥ 0 of the attention map.")
+    @Option(help: "Exponent α ≥ 0 of the attention map (a negative value must be written --alpha=-1).")
     var alpha: Float = 2
 
     @Option(help: "Channels in each head (default 64). Excludes --heads.")
@@ -35,12 +31,6 @@ struct SPSACommand: ParsableCommand {
     @Option(help: "Similarity: correlation (the paper's) or cosine (no centring).")
     var similarity: SPSA.Similarity = .correlation
 
-    @Option(help: "Memory order of the .npy arrays: nchw ([N, C, H, W]) or nhwc ([N, H, W, C]).")
-    var layout: Layout = .nchw
-
-    @Option(help: "Worker threads (default: SPATIAL_ATTENTION_THREADS or the processor count).")
-    var threads: Int?
-
     func validate() throws {
         if channelsPerHead != nil && heads != nil {
             throw ValidationError("give at most one of --channels-per-head and --heads")
@@ -49,7 +39,6 @@ struct SPSACommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let x = try readImageBatch(input, layout: layout)
             let module: SPSA
             if let heads {
                 module = SPSA(alpha: alpha, heads: heads, reverse: !noReverse, similarity: similarity)
@@ -57,13 +46,7 @@ struct SPSACommand: ParsableCommand {
                 module = SPSA(alpha: alpha, channelsPerHead: channelsPerHead ?? 64, reverse: !noReverse,
                               similarity: similarity)
             }
-            let y: Tensor
-            do {
-                y = try module(x, threads: threads)
-            } catch let error as ShapeError {
-                throw ShapeError("\(input) (shape \(x.shape)): \(error.message)")
-            }
-            try NPY.write(y, to: output)
+            try files.map { try module($0, threads: files.threads) }
         }
     }
 }

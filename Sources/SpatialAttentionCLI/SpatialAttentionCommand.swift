@@ -12,6 +12,6 @@ struct SpatialAttentionCommand: ParsableCommand {
         written to a temporary file in the same folder and renamed into place only on success, so a \
         failed run leaves no output behind.
         """,
-        subcommands: [SPSACommand.self]
+        subcommands: [SPSACommand.self, ApplyCommand.self, ClassifyCommand.self, InfoCommand.self, InspectCommand.self]
     )
 }

@@ -27,16 +27,30 @@ final class CLITests: XCTestCase {
 
     /// Runs the CLI; returns its exit status and stderr.
     private func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let result = try runCLI(arguments)
+        return (result.status, result.stderr)
+    }
+
+    /// Runs the CLI; returns its exit status, stdout and stderr (read to the end before waiting, from
+    /// temporary files, so that neither pipe can fill and block the child).
+    func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
-        let errorPipe = Pipe()
-        process.standardError = errorPipe
-        process.standardOutput = FileHandle.nullDevice
+        let capture = NSTemporaryDirectory() + "spatial-cli-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: capture + ".out", contents: nil)
+        FileManager.default.createFile(atPath: capture + ".err", contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: capture + ".out")
+            try? FileManager.default.removeItem(atPath: capture + ".err")
+        }
+        process.standardOutput = FileHandle(forWritingAtPath: capture + ".out")
+        process.standardError = FileHandle(forWritingAtPath: capture + ".err")
         try process.run()
-        let data = errorPipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let out = FileManager.default.contents(atPath: capture + ".out") ?? Data()
+        let err = FileManager.default.contents(atPath: capture + ".err") ?? Data()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
     func testSPSAMatchesNaiveInBothLayoutsAndWithEveryOption() throws {

@@ -68,6 +68,44 @@ void ck_depthwise_conv(const float *x, int channels, int height, int width,
                        int kh, int kw, int padH, int padW, int strideH, int strideW,
                        int dilationH, int dilationW, int activation, float *y);
 
+/// Packed-filter GEMM for convolutions (packed_gemm.c). Floats needed to pack an m x k row-major
+/// filter matrix (rows padded to the micro-tile height).
+ptrdiff_t ck_packed_weights_count(int m, int k);
+/// Packs the m x k row-major matrix a for ck_packed_gemm (once, when a layer is built).
+void ck_pack_weights(const float *a, int m, int k, float *packed);
+/// Floats of scratch one ck_packed_gemm call needs (one packed block of B).
+ptrdiff_t ck_packed_gemm_workspace_count(void);
+/// 1 when the micro-kernel is vectorised (AVX-512 build), 0 for the portable scalar fallback.
+int ck_packed_gemm_vectorized(void);
+/// C = act(A * B + bias + residual) for rows rowBegin..<rowEnd (rowBegin a multiple of 8) and
+/// columns columnBegin..<columnEnd. Column j is pixel j % pixels of image j / pixels:
+/// B(k, j) = b[(j / pixels) * bImageStride + k * bRowStride + j % pixels], C(r, j) and
+/// residual(r, j) at [(j / pixels) * cImageStride + r * cRowStride + j % pixels]. bias and residual
+/// may be NULL; activation as in ck_conv_epilogue. Writes every element of its range of C once the
+/// last depth block is done. workspace holds ck_packed_gemm_workspace_count() floats.
+void ck_packed_gemm(const float *packedA, int m, int k,
+                    const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
+                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
+                    const float *bias, const float *residual, int activation,
+                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
+
+/// Max pooling of `channels` CHW planes (PyTorch MaxPool2d, floor mode): y[c][oy][ox] = max over
+/// the in-image taps x[c][oy*strideH - padH + i*dilationH][ox*strideW - padW + j*dilationW];
+/// -inf when no tap is inside; NaN when any tap is NaN.
+void ck_max_pool(const float *x, int channels, int height, int width,
+                 int kh, int kw, int padH, int padW, int strideH, int strideW,
+                 int dilationH, int dilationW, float *y);
+
+/// ck_packed_gemm with B the im2col matrix of CHW images, packed straight from the images (no
+/// im2col buffer): column j is output pixel j % P of image j / P (image at x + (j / P) * xImageStride),
+/// P = outH * outW; depth k = channels * kh * kw in (c, i, j) order. Other arguments as ck_packed_gemm.
+void ck_packed_conv(const float *packedA, int m,
+                    const float *x, ptrdiff_t xImageStride, int channels, int height, int width,
+                    int kh, int kw, int padH, int padW, int strideH, int strideW, int dilationH, int dilationW,
+                    float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
+                    const float *bias, const float *residual, int activation,
+                    int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
+
 #ifdef __cplusplus
 }
 #endif

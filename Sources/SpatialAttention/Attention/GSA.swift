@@ -15,7 +15,7 @@
 ///
 /// ``Components`` selects the ablations of 003 Tables 2 and 4. Without `.column` the row pass takes `V`
 /// as its values; BN sits between the column and row passes and exists only when both do.
-/// Matches ``Naive`` `gsa` (SpatialAttentionReference) within `Tolerance.gsa`.
+/// Matches `Naive` `gsa` (SpatialAttentionReference) within `Tolerance.gsa`.
 /// Weight names and shapes for loading are in docs/gsa.md.
 public struct GSA: Layer {
     /// Which of the three attention layers the module has (003 Table 4).

@@ -13,7 +13,7 @@
 /// one head, an output projection back to `C`, a residual; `scale = 1/√dk` (set `scale: 1` for 002
 /// Eq. 1 exactly). The `P×P` matrix is never held: queries are taken ``queryBlock`` at a time, keys
 /// ``keyBlock`` at a time, with an online softmax (running max and sum, NonLocal+Kernel.swift), so
-/// memory is `O(P·(C + dk + dv))`. Matches ``Naive`` `attention` within `Tolerance.attention`.
+/// memory is `O(P·(C + dk + dv))`. Matches `Naive` `attention` within `Tolerance.attention`.
 public struct NonLocal: Layer {
     /// `C`, the input channels.
     public let channels: Int

@@ -18,7 +18,7 @@
 /// ``Boundary`` decides what the window sees outside the image: by default those neighbours are
 /// excluded from the softmax; `.zeroPadded` reproduces the PyTorch ports that zero-pad the input
 /// before the key/value convolutions (keys and values 0 there, but `q·r` still enters the softmax).
-/// Memory is `O(input + output)`: no `k²`-fold unfold. Matches ``Naive`` `sasa` within `Tolerance.sasa`.
+/// Memory is `O(input + output)`: no `k²`-fold unfold. Matches `Naive` `sasa` within `Tolerance.sasa`.
 public struct SASA: Layer {
     /// What the attention window sees beyond the image border.
     public enum Boundary: String, Sendable, CaseIterable {

@@ -17,6 +17,8 @@ extension Conv2D {
         switch algorithm {
         case .depthwise:
             runDepthwise(x, shape: input, into: y, output: output, residual: residual, threads: threads)
+        case .packed:
+            runPacked(x, shape: input, into: y, output: output, residual: residual, threads: threads)
         case .pointwise, .im2col:
             if BLAS.threads != threads { BLAS.threads = threads }
             if input.batch > 1 && output.pixels <= Self.batchedGEMMPixelLimit {

@@ -6,7 +6,7 @@
 ///
 /// Reference: `y[n, k, oy, ox] = f(bias[k] + Σ_{c ∈ group(k)} Σ_{i, j} weight[k, c − g·C/G, i, j] ·
 /// x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw] + residual[n, k, oy, ox])`, zero outside the image,
-/// `f` the ``activation``. Matches ``Naive`` `conv2d` within ``Tolerance`` `.convolution`.
+/// `f` the ``activation``. Matches `Naive` `conv2d` within `Tolerance` `.convolution`.
 ///
 /// The work runs on one of the ``Algorithm`` kernels (``preferredAlgorithm`` by default): a 1×1
 /// stride-1 convolution is one GEMM over the input with no im2col; other dense or grouped
@@ -30,6 +30,10 @@ public struct Conv2D: Layer {
     public let bias: [Float]?
     /// The activation applied in the epilogue, after the bias and the residual.
     public let activation: ActivationFunction
+    /// The filters of each group packed for ``Algorithm/packed`` (empty for a depthwise layer):
+    /// group `g` at `g·packedGroupStride`.
+    let packedWeight: [Float]
+    let packedGroupStride: Int
 
     /// The kernels a convolution can run on. Tests and the benchmark loop over `allCases`.
     public enum Algorithm: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -39,6 +43,10 @@ public struct Conv2D: Layer {
         case im2col
         /// Depthwise (`G = C = K`): a direct sliding-window kernel, one filter per channel.
         case depthwise
+        /// The package's own GEMM (`ck_packed_gemm`) on filters packed when the layer is built, with
+        /// bias, residual and activation applied as the output is stored; the input is read directly
+        /// (1×1 stride 1) or through im2col. AVX-512 micro-kernel; a portable scalar one elsewhere.
+        case packed
 
         public var description: String { rawValue }
     }
@@ -74,6 +82,12 @@ public struct Conv2D: Layer {
         self.weight = weight
         self.bias = bias
         self.activation = activation
+        let depthwise = groups == inputChannels && groups == outputChannels
+        let (packed, stride) = depthwise ? ([], 0) :
+            Self.pack(weight, groups: groups, rows: outputChannels / groups,
+                      depth: inputChannels / groups * window.kernelHeight * window.kernelWidth)
+        self.packedWeight = packed
+        self.packedGroupStride = stride
     }
 
     /// A convolution with seeded Kaiming-normal filters (`std = √(2 / fan-in)`) and, when `bias`
@@ -118,12 +132,16 @@ public struct Conv2D: Layer {
         case .pointwise: return isPointwise
         case .im2col: return true
         case .depthwise: return isDepthwise
+        case .packed: return !isDepthwise
         }
     }
 
-    /// The kernel the layer runs by default: depthwise, then pointwise, then im2col.
+    /// The kernel the layer runs by default: depthwise for a depthwise layer; otherwise the packed
+    /// GEMM where its micro-kernel is vectorised (AVX-512 builds), else OpenBLAS (pointwise, im2col).
     public var preferredAlgorithm: Algorithm {
-        isDepthwise ? .depthwise : (isPointwise ? .pointwise : .im2col)
+        if isDepthwise { return .depthwise }
+        if Self.packedKernelIsVectorized { return .packed }
+        return isPointwise ? .pointwise : .im2col
     }
 
     // MARK: Layer
@@ -136,6 +154,7 @@ public struct Conv2D: Layer {
     /// GEMM output.
     ///
     /// - Parameters:
+    ///   - x: `[N, C, H, W]`, NCHW.
     ///   - residual: `[N, K, H', W']`, added before the activation (a ResNet shortcut), or nil.
     ///   - algorithm: the kernel to run, or nil for ``preferredAlgorithm``.
     ///   - threads: OpenBLAS threads for the GEMMs and the package's threads for the other passes

@@ -63,7 +63,7 @@ public enum NPY {
         try bytes.withUnsafeBytes { try decode($0, path: path) }
     }
 
-    /// The array encoded in `bytes`; see ``decode(_:path:)-(Array<UInt8>,_)``.
+    /// The array encoded in `bytes`; see `decode(_:path:)` for a byte array.
     public static func decode(_ bytes: UnsafeRawBufferPointer, path: String = "<memory>") throws -> NDArray {
         func fail(_ problem: FileFormatError.Problem) -> FileFormatError { FileFormatError(path: path, problem) }
         let fileSize = bytes.count
@@ -149,14 +149,7 @@ public enum NPY {
         var bytes = magic + [lengthSize == 2 ? 1 : 2, 0]
         for i in 0..<lengthSize { bytes.append(UInt8(truncatingIfNeeded: header.count >> (8 * i))) }
         bytes += header
-        bytes.reserveCapacity(bytes.count + 4 * array.values.count)
-        for value in array.values {
-            let bits = value.bitPattern
-            bytes.append(UInt8(truncatingIfNeeded: bits))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 24))
-        }
+        appendLittleEndian(array.values, to: &bytes)
         return bytes
     }
 
@@ -175,6 +168,19 @@ public enum NPY {
     /// - Throws: ``FileFormatError`` with ``FileFormatError/Problem/writeFailed(reason:)``.
     public static func write(_ tensor: Tensor, to path: String) throws {
         try write(NDArray(tensor), to: path)
+    }
+}
+
+/// Appends `values` as little-endian Float32 bytes: one bulk copy on a little-endian host.
+func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
+    bytes.reserveCapacity(bytes.count + 4 * values.count)
+    if 1.littleEndian == 1 {
+        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+    } else {
+        for value in values {
+            let bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: bits) { bytes.append(contentsOf: $0) }
+        }
     }
 }
 

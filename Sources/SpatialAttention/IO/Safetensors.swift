@@ -149,9 +149,7 @@ public struct Safetensors: Equatable, Sendable {
         header += [UInt8](repeating: 0x20, count: header.count.roundedUp(to: 8) - header.count)
         var bytes = littleEndianBytes(UInt64(header.count)) + header
         bytes.reserveCapacity(bytes.count + offset)
-        for name in names {
-            for value in tensors[name]!.values { bytes += littleEndianBytes(value.bitPattern) }
-        }
+        for name in names { appendLittleEndian(tensors[name]!.values, to: &bytes) }
         return bytes
     }
 

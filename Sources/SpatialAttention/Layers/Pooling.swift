@@ -1,9 +1,11 @@
+import CKernels
+
 /// Max pooling over sliding windows, as PyTorch's `MaxPool2d` (floor mode).
 ///
 /// Shapes: `x` `[N, C, H, W]`, output `[N, C, H', W']` with `H'` from
 /// ``WindowGeometry/outputSize(height:width:)``; either layout in, the same layout out.
 /// Reference: `y[n, c, oy, ox] = max_{i, j} x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]` over taps
-/// inside the image (padding is −∞, never selected). A NaN in a window gives NaN. Matches ``Naive``
+/// inside the image (padding is −∞, never selected). A NaN in a window gives NaN. Matches `Naive`
 /// `maxPool` exactly. No parameters, no MACs.
 public struct MaxPool2D: Layer {
     /// The pooling window.
@@ -20,24 +22,11 @@ public struct MaxPool2D: Layer {
     ///   (a window entirely in the padding would have no maximum).
     public func callAsFunction(_ x: Tensor, threads: Int?) throws -> Tensor {
         let out = try outputShape(for: x.shape)
-        return poolPlanes(x, output: out, threads: threads) { src, dst, H, W, OH, OW in
-            for oy in 0..<OH {
-                for ox in 0..<OW {
-                    var m = -Float.infinity
-                    for i in 0..<window.kernelHeight {
-                        let y = oy * window.strideHeight - window.paddingHeight + i * window.dilationHeight
-                        guard y >= 0 && y < H else { continue }
-                        for j in 0..<window.kernelWidth {
-                            let xx = ox * window.strideWidth - window.paddingWidth + j * window.dilationWidth
-                            guard xx >= 0 && xx < W else { continue }
-                            let v = src[y * W + xx]
-                            if v > m || v.isNaN { m = v }
-                            if m.isNaN { break }
-                        }
-                    }
-                    dst[oy * OW + ox] = m
-                }
-            }
+        // ck_max_pool: per output row, the maximum over each tap's valid column range.
+        return poolPlanes(x, output: out, threads: threads) { src, dst, H, W, _, _ in
+            ck_max_pool(src, 1, Int32(H), Int32(W), Int32(window.kernelHeight), Int32(window.kernelWidth),
+                        Int32(window.paddingHeight), Int32(window.paddingWidth), Int32(window.strideHeight),
+                        Int32(window.strideWidth), Int32(window.dilationHeight), Int32(window.dilationWidth), dst)
         }
     }
 
@@ -58,7 +47,7 @@ public struct MaxPool2D: Layer {
 ///
 /// Shapes as ``MaxPool2D``. Reference: `y = (1/D) Σ_{taps inside the image} x`, with `D = kh·kw` when
 /// ``countsPadding`` is true (PyTorch's default `count_include_pad=True`) or the number of taps inside
-/// the image otherwise. Matches ``Naive`` `averagePool` within ``Tolerance`` `.convolution`.
+/// the image otherwise. Matches `Naive` `averagePool` within `Tolerance` `.convolution`.
 /// No parameters, no MACs (docs/complexity.md).
 public struct AvgPool2D: Layer {
     /// The pooling window (dilation must be 1).
@@ -120,7 +109,7 @@ public struct AvgPool2D: Layer {
 ///
 /// Shapes: `x` `[N, C, H, W]` with `H·W ≥ 1`, output `[N, C, 1, 1]` in the input's layout.
 /// Reference: `y[n, c] = (1/(H·W)) Σ_{h, w} x[n, c, h, w]`, summed in Float with 8 partial sums.
-/// Matches ``Naive`` `globalAveragePool` within ``Tolerance`` `.convolution`. No parameters, no MACs.
+/// Matches `Naive` `globalAveragePool` within `Tolerance` `.convolution`. No parameters, no MACs.
 public struct GlobalAveragePool: Layer {
     public init() {}
 
