@@ -25,7 +25,8 @@ struct ScalingBenchmark: ParsableCommand {
     var modules: [ScalingModule] = ScalingModule.available
     @Option(help: "Largest side at which full attention runs (O(N²)); larger sides are estimated.")
     var attentionMaxSide = 112
-    @Option(help: "Seconds of samples per case (at least one sample).") var seconds = 1.0
+    @Option(help: "Seconds of samples per case (at least 3 samples).") var seconds = 1.0
+    @Option(help: "Cases whose first call takes longer than this many seconds are timed once.") var singleShot = 3.0
     @Option(help: "Folder for scaling.csv and scaling.svg.") var results = "results"
     @Flag(help: "Print JSON records on stdout (the table goes to stderr).") var json = false
 
@@ -67,9 +68,10 @@ struct ScalingBenchmark: ParsableCommand {
                 blackHole(try layer.run(x, threads: threads))
                 let first = now() - t0
                 let peak = PeakMemory.peakBytes()
-                // Budget: `seconds` of samples, at least one; slow cases use the first call as their sample.
+                // Budget: `seconds` of samples and at least 3 (after a warm-up) while a call takes under
+                // `singleShot` seconds; slower cases use the first call as their only sample.
                 var samples = [first]
-                if first < seconds {
+                if first < singleShot {
                     let m = measure(warmup: 1, repetitions: 3, minimumSeconds: seconds,
                                     maximumRepetitions: max(3, Int(seconds / max(first, 1e-6)))) {
                         blackHole(try! layer.run(x, threads: threads))
@@ -77,6 +79,7 @@ struct ScalingBenchmark: ParsableCommand {
                     samples = m.samples
                 }
                 let point = ScalingPoint(module: module, side: s, seconds: Measurement(samples: samples).median,
+                                         minimum: Measurement(samples: samples).minimum,
                                          flops: 2 * Double(try layer.macs(Shape(1, channels, s, s))),
                                          peakBytes: peak, samples: samples.count)
                 note("  \(module.rawValue) s=\(s): \(fmt(point.seconds * 1e3, 3)) ms (\(point.samples) samples)")
@@ -157,6 +160,7 @@ struct ScalingPoint {
     let module: ScalingModule
     let side: Int
     let seconds: Double
+    let minimum: Double
     let flops: Double
     let peakBytes: Int
     let samples: Int

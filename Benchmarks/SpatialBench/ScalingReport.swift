@@ -12,11 +12,12 @@ struct ScalingReport {
     /// Sides from which the slope is fitted (small images are dominated by fixed costs).
     static let fitFromSide = 28
 
-    /// `log t = intercept + slope·log N`, least squares over the module's points with `s ≥ 28`.
-    func fit(_ module: ScalingModule) -> (slope: Double, intercept: Double, sides: [Int])? {
+    /// `log t = intercept + slope·log N`, least squares over the module's points with `s ≥ 28`, on the
+    /// medians (or, with `minima`, on the fastest samples: less sensitive to a shared machine's load).
+    func fit(_ module: ScalingModule, minima: Bool = false) -> (slope: Double, intercept: Double, sides: [Int])? {
         let used = points.filter { $0.module == module && $0.side >= ScalingReport.fitFromSide }
         guard used.count >= 2 else { return nil }
-        let xs = used.map { log(Double($0.n)) }, ys = used.map { log($0.seconds) }
+        let xs = used.map { log(Double($0.n)) }, ys = used.map { log(minima ? $0.minimum : $0.seconds) }
         let mx = xs.reduce(0, +) / Double(xs.count), my = ys.reduce(0, +) / Double(ys.count)
         var sxy = 0.0, sxx = 0.0
         for (x, y) in zip(xs, ys) { sxy += (x - mx) * (y - my); sxx += (x - mx) * (x - mx) }
@@ -50,24 +51,26 @@ struct ScalingReport {
     }
 
     func table() -> String {
-        var t = TextTable(["module", "s", "N", "median ms", "GFLOP/s", "peak MB", "samples"])
+        var t = TextTable(["module", "s", "N", "median ms", "min ms", "GFLOP/s", "peak MB", "samples"])
         for m in modules {
             for p in points.filter({ $0.module == m }) {
-                t.append([m.rawValue, "\(p.side)", "\(p.n)", fmt(p.seconds * 1e3, 3),
+                t.append([m.rawValue, "\(p.side)", "\(p.n)", fmt(p.seconds * 1e3, 3), fmt(p.minimum * 1e3, 3),
                           p.flops > 0 ? fmt(p.flops / p.seconds / 1e9) : "–",
                           fmt(Double(p.peakBytes) / 1e6, 0), "\(p.samples)"])
             }
             if m == .attention {
                 for s in sides.sorted() where s > attentionMaxSide {
                     let estimate = attentionEstimate(side: s).map { "≈ \(fmt($0 * 1e3, 0)) (fit, not run)" } ?? "not run"
-                    t.append([m.rawValue, "\(s)", "\(s * s)", estimate, "–", "–", "0"])
+                    t.append([m.rawValue, "\(s)", "\(s * s)", estimate, "–", "–", "–", "0"])
                 }
             }
         }
         var lines = ["Scaling, C = \(channels), \(threads) thread(s); \(machineDescription())", t.render(), ""]
-        var slopes = TextTable(["module", "slope of log t vs log N", "fitted over s"])
+        var slopes = TextTable(["module", "slope (medians)", "slope (minima)", "fitted over s"])
         for m in modules {
-            if let f = fit(m) { slopes.append([m.rawValue, fmt(f.slope, 3), f.sides.map(String.init).joined(separator: ",")]) }
+            if let f = fit(m), let g = fit(m, minima: true) {
+                slopes.append([m.rawValue, fmt(f.slope, 3), fmt(g.slope, 3), f.sides.map(String.init).joined(separator: ",")])
+            }
         }
         lines.append(slopes.render())
         if let c = crossover() {
@@ -79,14 +82,15 @@ struct ScalingReport {
     func records() -> [JSONValue] {
         var out: [JSONValue] = points.map { p in
             .object([("module", .string(p.module.rawValue)), ("side", .integer(p.side)), ("n", .integer(p.n)),
-                     ("median_ms", .number(p.seconds * 1e3)),
+                     ("median_ms", .number(p.seconds * 1e3)), ("min_ms", .number(p.minimum * 1e3)),
                      ("gflops", p.flops > 0 ? .number(p.flops / p.seconds / 1e9) : .string("n/a")),
                      ("peak_mb", .number(Double(p.peakBytes) / 1e6)), ("samples", .integer(p.samples)),
                      ("threads", .integer(threads)), ("channels", .integer(channels))])
         }
         for m in modules {
-            guard let f = fit(m) else { continue }
+            guard let f = fit(m), let g = fit(m, minima: true) else { continue }
             out.append(.object([("module", .string(m.rawValue)), ("slope", .number(f.slope)),
+                                ("slope_minima", .number(g.slope)),
                                 ("fit_sides", .array(f.sides.map { .integer($0) }))]))
         }
         if let c = crossover() {
@@ -96,9 +100,9 @@ struct ScalingReport {
     }
 
     func csv() -> String {
-        var lines = ["module,side,n,median_ms,gflops,peak_mb,samples,threads,channels"]
+        var lines = ["module,side,n,median_ms,min_ms,gflops,peak_mb,samples,threads,channels"]
         for p in points {
-            lines.append("\(p.module.rawValue),\(p.side),\(p.n),\(p.seconds * 1e3),\(p.flops / p.seconds / 1e9)," +
+            lines.append("\(p.module.rawValue),\(p.side),\(p.n),\(p.seconds * 1e3),\(p.minimum * 1e3),\(p.flops / p.seconds / 1e9)," +
                          "\(Double(p.peakBytes) / 1e6),\(p.samples),\(threads),\(channels)")
         }
         return lines.joined(separator: "\n") + "\n"

@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class AttentionResNetTests: XCTestCase {
+    // Scratch buffers and outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     /// Parameters written out from 003 §4 / 004 §3: ResNet's stem, 1×1 units, shortcuts and fc; per block
     /// the module (3·w² projections; GSA: 2·(2L−1)·w/8 embeddings and a 2·w BN, L the module's input side;
     /// SASA: 2·7·w/16 embeddings) and bn2 (2·w).

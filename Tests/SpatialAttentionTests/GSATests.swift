@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class GSATests: XCTestCase {
+    // Scratch buffers and outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     /// Every component combination of 003 Table 4 (content, column, row and their unions).
     static let ablations: [GSA.Components] = [
         .all, .content, .positional, .column, .row, [.content, .column], [.content, .row],

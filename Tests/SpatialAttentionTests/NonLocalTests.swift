@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class NonLocalTests: XCTestCase {
+    // Scratch buffers and outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     func testMatchesNaiveOverShapesHeadsAndLayouts() throws {
         // (channels, heads, keyChannels, valueChannels): the non-local default (C/2), dk ≠ dv, 8 heads.
         let configurations: [(Int, Int, Int?, Int?)] = [(8, 1, nil, nil), (6, 1, 5, 7), (16, 8, 16, 24)]

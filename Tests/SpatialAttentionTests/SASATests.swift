@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class SASATests: XCTestCase {
+    // Scratch buffers and outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     func testMatchesNaiveOverShapesKernelsBoundariesAndLayouts() throws {
         // (channels, heads, keyChannels, valueChannels): one head and eight, dk ≠ dv, dv not a multiple of 4.
         let configurations = [(6, 1, 4, 5), (16, 8, 16, 24), (12, 2, 36, 14)]

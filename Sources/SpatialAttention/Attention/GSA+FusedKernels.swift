@@ -41,6 +41,7 @@ extension GSA {
             Threads.forEach(heads * yBlocks, threads: threads) { item in
                 let h = item / yBlocks, y0 = (item % yBlocks) * 16, lanes = min(16, W - y0)
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * H4 * 16) { buffer in
+                    if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
                     let s = buffer.baseAddress!
                     for x0 in stride(from: 0, to: H, by: 4) {
                         columnLogits(q + h * dk * P + x0 * W + y0, planeStride: P, rowStride: W, dk: dk,
@@ -67,6 +68,7 @@ extension GSA {
             Threads.forEach(heads * H, threads: threads) { item in
                 let h = item / H, x = item % H
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: (W + 4) * nPad) { buffer in
+                    if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
                     let st = buffer.baseAddress!
                     transposedShiftLogits(q + h * dk * P + x * W, qStride: P, rt: rt, rtStride: embedding.rowStride,
                                           length: W, dk: dk, into: st, sStride: nPad)

@@ -33,10 +33,11 @@ public struct NonLocal: Layer {
     public let queryBias: [Float], keyBias: [Float], valueBias: [Float]
     /// `W_O` `[channels, valueChannels]` and `b_O` `[channels]`; both empty without an output projection.
     public let outputWeight: [Float], outputBias: [Float]
-    /// Queries per block (default 256). Results do not depend on it.
-    public var queryBlock = 256
-    /// Keys per block of the online softmax (default 1024). Results depend on it only through rounding.
-    public var keyBlock = 1024
+    /// Queries per block (default 512). Results do not depend on it.
+    public var queryBlock = 512
+    /// Keys per block of the online softmax (default 512; a 512×512 block is 1 MiB, L2-resident).
+    /// Results depend on it only through rounding.
+    public var keyBlock = 512
 
     // Derived: [W_Q; W_K; W_V] stacked, and the biases in the same order (empty when all are absent).
     let projection: [Float]

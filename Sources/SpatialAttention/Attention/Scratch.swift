@@ -19,6 +19,16 @@ public enum Scratch {
     }
 
     private static let pool = Mutex<[Buffer]>([])
+    private static let poisoning = Atomic<Bool>(false)
+
+    /// When true, every scratch buffer and every kernel output array of the attention modules is
+    /// filled with NaN before the kernel writes it, so that a test sees any element a kernel fails to
+    /// write (a reused buffer could otherwise still hold a correct value from an earlier call).
+    /// Off by default (it costs a pass over each buffer); the attention tests turn it on.
+    public static var poisonsBuffers: Bool {
+        get { poisoning.load(ordering: .relaxed) }
+        set { poisoning.store(newValue, ordering: .relaxed) }
+    }
 
     /// Calls `body` with `count` uninitialised floats, taken from the pool when a cached buffer is
     /// large enough, and returns them to the pool afterwards.
@@ -27,7 +37,9 @@ public enum Scratch {
         let buffer = take(bytes) ?? Buffer(pointer: UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64),
                                            bytes: bytes)
         defer { give(buffer) }
-        return try body(buffer.pointer.bindMemory(to: Float.self, capacity: buffer.bytes / 4))
+        let floats = buffer.pointer.bindMemory(to: Float.self, capacity: buffer.bytes / 4)
+        if poisonsBuffers { floats.update(repeating: .nan, count: buffer.bytes / 4) }
+        return try body(floats)
     }
 
     /// Frees every cached buffer (for memory measurements, or to return memory after a large call).
@@ -70,11 +82,15 @@ public enum Scratch {
     }
 }
 
-/// An array of `count` floats whose elements the caller initialises completely in `body` (no memset).
+/// An array of `count` floats whose elements the caller initialises completely in `body` (no memset;
+/// NaN-filled first when ``Scratch/poisonsBuffers`` is on).
 @inline(__always)
 func uninitializedFloats(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        if let base = buffer.baseAddress { body(base) }
+        if let base = buffer.baseAddress {
+            if Scratch.poisonsBuffers { base.update(repeating: .nan, count: count) }
+            body(base)
+        }
         initialized = count
     }
 }
