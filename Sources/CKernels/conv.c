@@ -117,3 +117,10 @@ void ck_max_pool(const float *x, int channels, int height, int width,
         }
     }
 }
+
+// Row-major y = alpha * A x + beta * y (A m x n): a fully connected layer on one image. cblas_sgemm
+// with one row packs the whole weight matrix first; sgemv streams it once.
+#include <cblas.h>
+void ck_sgemv(int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}

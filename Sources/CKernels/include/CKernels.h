@@ -105,6 +105,9 @@ void ck_packed_conv(const float *packedA, int m,
                     const float *bias, const float *residual, int activation,
                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
 
+/// Row-major matrix-vector product y = alpha * A * x + beta * y, A m x n with row stride lda (cblas_sgemv).
+void ck_sgemv(int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y);
+
 #ifdef __cplusplus
 }
 #endif
