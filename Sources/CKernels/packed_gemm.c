@@ -20,11 +20,7 @@
 // element (k, j) is at b[(j / P)·bImageStride + k·bRowStride + j % P], and C element (r, j) at
 // c[(j / P)·cImageStride + r·cRowStride + j % P] (the residual is laid out like C).
 
-#define CK_MR 8
-#define CK_NR 32
-#ifndef CK_KC
-#define CK_KC 256
-#endif
+#include "packed_layout.h"
 #ifndef CK_NC
 #define CK_NC 384
 #endif
@@ -368,4 +364,25 @@ void ck_packed_conv(const float *packedA, int m,
     const ck_output o = {c, cImageStride, cRowStride, residual, bias, activation, pixels};
     packed_gemm(packedA, m, channels * kh * kw, x, xImageStride, 0, pixels, &g, &o,
                 rowBegin, rowEnd, columnBegin, columnEnd, workspace);
+}
+
+void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd) {
+    const int panels = (m + CK_MR - 1) / CK_MR;
+    const int columnPanels = (n + CK_NR - 1) / CK_NR;
+    const ck_output o = {c, 0, ldc, NULL, NULL, 0, n};
+    for (int k0 = 0; k0 < k; k0 += CK_KC) {
+        const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
+        const int first = k0 == 0, last = k0 + kc == k;
+        const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MR;
+        const float *bBlock = packedB + (ptrdiff_t)k0 * columnPanels * CK_NR;
+        for (int jp = 0; jp < columnPanels; jp++) {
+            const int width = n - jp * CK_NR < CK_NR ? n - jp * CK_NR : CK_NR;
+            for (int row0 = rowBegin; row0 < rowEnd; row0 += CK_MR) {
+                const int rows = rowEnd - row0 < CK_MR ? rowEnd - row0 : CK_MR;
+                kernel_8x32(kc, block + (ptrdiff_t)(row0 / CK_MR) * CK_MR * kc, bBlock + (ptrdiff_t)jp * kc * CK_NR,
+                            rows, row0, jp * CK_NR, width, first, last, &o);
+            }
+        }
+    }
 }

@@ -108,6 +108,30 @@ void ck_packed_conv(const float *packedA, int m,
 /// Row-major matrix-vector product y = alpha * A * x + beta * y, A m x n with row stride lda (cblas_sgemv).
 void ck_sgemv(int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y);
 
+/// C = A * B for rows rowBegin..<rowEnd (a multiple of 8) and columns 0..<n (row stride ldc), with
+/// A packed by ck_pack_weights and B already in the packed-panel layout (for each 256-deep depth
+/// block starting at k0: 32-wide panels of kc x 32 values at packedB + k0 * npad + panel * kc * 32,
+/// npad = n rounded up to 32, zero columns past n). No epilogue.
+void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd);
+
+/// Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions (winograd.c). Floats of the 16
+/// transformed, packed K x C filter matrices.
+ptrdiff_t ck_winograd_weights_count(int k, int c);
+/// Transforms (G g G^T, in double) and packs the [K][C][3][3] filters w.
+void ck_winograd_pack_weights(const float *w, int k, int c, float *packed);
+/// Floats of scratch one ck_winograd_conv call needs.
+ptrdiff_t ck_winograd_workspace_count(int k, int c);
+/// 2x2 output tiles of one image: ceil(H'/2) * ceil(W'/2), H' = height + 2 pad - 2.
+int ck_winograd_tiles(int height, int width, int pad);
+/// y = act(conv3x3(x) + bias + residual) for the batch tiles tileBegin..<tileEnd (tile t is tile
+/// t % tiles of image t / tiles). x NCHW [N, C, height, width]; y and residual NCHW [N, K, H', W'].
+/// bias and residual may be NULL; activation as in ck_conv_epilogue.
+void ck_winograd_conv(const float *packedU, int k, int c,
+                      const float *x, int height, int width, int pad,
+                      float *y, const float *bias, const float *residual, int activation,
+                      int tileBegin, int tileEnd, float *workspace);
+
 #ifdef __cplusplus
 }
 #endif
