@@ -62,6 +62,14 @@ public struct Conv2D: Layer {
     ///   `groups`, the window is invalid, `weight` is not `K·C/G·kh·kw` values or `bias` not `K`.
     public init(inputChannels: Int, outputChannels: Int, window: WindowGeometry, groups: Int = 1,
                 weight: [Float], bias: [Float]? = nil, activation: ActivationFunction = .identity) throws {
+        try self.init(inputChannels: inputChannels, outputChannels: outputChannels, window: window, groups: groups,
+                      weight: weight, bias: bias, activation: activation, packing: true)
+    }
+
+    /// `packing: false` skips the packed and Winograd filter copies: a layer that only describes
+    /// itself (``ModelName/layerTable(for:)``) and runs, if ever, on the OpenBLAS kernels.
+    init(inputChannels: Int, outputChannels: Int, window: WindowGeometry, groups: Int,
+         weight: [Float], bias: [Float]?, activation: ActivationFunction, packing: Bool) throws {
         guard inputChannels > 0, outputChannels > 0, groups > 0 else {
             throw ShapeError("convolution \(inputChannels)→\(outputChannels) channels in \(groups) groups: all must be ≥ 1")
         }
@@ -88,12 +96,12 @@ public struct Conv2D: Layer {
         self.bias = bias
         self.activation = activation
         let depthwise = groups == inputChannels && groups == outputChannels
-        let (packed, stride) = depthwise ? ([], 0) :
+        let (packed, stride) = depthwise || !packing ? ([], 0) :
             Self.pack(weight, groups: groups, rows: outputChannels / groups,
                       depth: inputChannels / groups * window.kernelHeight * window.kernelWidth)
         self.packedWeight = packed
         self.packedGroupStride = stride
-        self.winogradWeight = Self.winogradApplies(window: window, groups: groups)
+        self.winogradWeight = packing && Self.winogradApplies(window: window, groups: groups)
             ? Self.winogradPack(weight, outputChannels: outputChannels, inputChannels: inputChannels) : []
     }
 
@@ -139,8 +147,8 @@ public struct Conv2D: Layer {
         case .pointwise: return isPointwise
         case .im2col: return true
         case .depthwise: return isDepthwise
-        case .packed: return !isDepthwise
-        case .winograd: return Self.winogradApplies(window: window, groups: groups)
+        case .packed: return !isDepthwise && !packedWeight.isEmpty
+        case .winograd: return Self.winogradApplies(window: window, groups: groups) && !winogradWeight.isEmpty
         }
     }
 
@@ -149,7 +157,7 @@ public struct Conv2D: Layer {
     /// GEMM for the others; else OpenBLAS (pointwise, im2col).
     public var preferredAlgorithm: Algorithm {
         if isDepthwise { return .depthwise }
-        if Self.packedKernelIsVectorized { return supports(.winograd) ? .winograd : .packed }
+        if Self.packedKernelIsVectorized && supports(.packed) { return supports(.winograd) ? .winograd : .packed }
         return isPointwise ? .pointwise : .im2col
     }
 
