@@ -25,9 +25,12 @@ let package = Package(
         .library(name: "SpatialAttentionReference", targets: ["SpatialAttentionReference"]),
         .executable(name: "spatial-bench", targets: ["SpatialBench"]),
         .executable(name: "spatial-attention", targets: ["SpatialAttentionCLI"]),
+        .executable(name: "spatial-fuzz", targets: ["SpatialFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation --target SpatialAttention` (DocC); build-time only.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // MARK: - Implementation details
@@ -68,10 +71,22 @@ let package = Package(
             ],
             swiftSettings: nativeSwift
         ),
+        // Fuzzing of the file readers: seed corpus, mutator and invariants (FuzzSupport), shared by
+        // the test suite and the `spatial-fuzz` driver (seeded mutations, or libFuzzer via `make fuzz`).
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["SpatialAttention"],
+            path: "Fuzz/FuzzSupport"
+        ),
+        .executableTarget(
+            name: "SpatialFuzz",
+            dependencies: ["FuzzSupport"],
+            path: "Fuzz/SpatialFuzz"
+        ),
         // MARK: - Tests
         .testTarget(
             name: "SpatialAttentionTests",
-            dependencies: ["SpatialAttention", "SpatialAttentionReference", "TestSupport"],
+            dependencies: ["SpatialAttention", "SpatialAttentionReference", "TestSupport", "FuzzSupport"],
             swiftSettings: nativeSwift
         ),
     ]

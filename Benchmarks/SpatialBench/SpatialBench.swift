@@ -7,6 +7,27 @@ struct SpatialBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spatial-bench",
         abstract: "Benchmarks for SpatialAttention: kernels against measured ceilings, papers' tables, scaling.",
-        subcommands: [SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self]
+        subcommands: [AllBenchmarks.self, SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self,
+                      AttentionBenchmark.self, ScalingBenchmark.self]
     )
+}
+
+/// `spatial-bench all`: every benchmark of the main job, each on its built-in defaults.
+struct AllBenchmarks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Run every benchmark on its built-in defaults (what `make bench` runs)."
+    )
+
+    /// The benchmarks of the main job, in order.
+    static let mainJob: [ParsableCommand.Type] = [SPSABenchmark.self, ConvBenchmark.self, TablesBenchmark.self,
+                                                  AttentionBenchmark.self, ScalingBenchmark.self]
+
+    func run() throws {
+        for command in Self.mainJob {
+            print("\n== spatial-bench \(command.configuration.commandName ?? "") ==\n")
+            var instance = try command.parseAsRoot([])
+            try instance.run()
+        }
+    }
 }

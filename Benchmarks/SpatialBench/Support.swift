@@ -151,25 +151,20 @@ enum Ceiling {
     /// Plain copy bandwidth (memcpy) in GB/s, counting bytes read + written, over `count` floats,
     /// on `threads` threads (each copies a contiguous slice).
     static func copyGBps(count: Int, threads: Int) -> Double {
-        let src = [Float](repeating: 1, count: count)
-        var dst = [Float](repeating: 0, count: count)
-        let m = src.withUnsafeBufferPointer { s in
-            dst.withUnsafeMutableBufferPointer { d in
-                let sp = s.baseAddress!, dp = d.baseAddress!
-                return measure(minimumSeconds: 0.3) {
-                    Threads.forEach(threads, threads: threads) { t in
-                        let lo = count * t / threads, hi = count * (t + 1) / threads
-                        ck_copy(dp + lo, sp + lo, hi - lo)
-                    }
-                }
-            }
-        }
-        return Double(2 * 4 * count) / m.median / 1e9
+        bandwidth(count: count, threads: threads) { dst, src, n in ck_copy(dst, src, n) }
     }
 
     /// Streaming-store scale bandwidth (`y = a·x` with non-temporal stores) in GB/s, counting bytes
     /// read + written: the most a kernel that reads and writes each byte once can reach.
     static func streamGBps(count: Int, threads: Int) -> Double {
+        bandwidth(count: count, threads: threads) { dst, src, n in ck_scale_stream(dst, src, 0.5, n) }
+    }
+
+    /// Times `kernel(dst, src, n)` over `count`-float buffers split in `threads` contiguous slices.
+    private static func bandwidth(
+        count: Int, threads: Int,
+        _ kernel: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
+    ) -> Double {
         let src = [Float](repeating: 1, count: count)
         var dst = [Float](repeating: 0, count: count)
         let m = src.withUnsafeBufferPointer { s in
@@ -178,7 +173,7 @@ enum Ceiling {
                 return measure(minimumSeconds: 0.3) {
                     Threads.forEach(threads, threads: threads) { t in
                         let lo = count * t / threads, hi = count * (t + 1) / threads
-                        ck_scale_stream(dp + lo, sp + lo, 0.5, hi - lo)
+                        kernel(dp + lo, sp + lo, hi - lo)
                     }
                     ck_store_fence()
                 }

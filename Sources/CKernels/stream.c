@@ -61,7 +61,7 @@ void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines) 
 #if defined(__x86_64__)
     for (int r = 0; r < rows; r++) {
         const char *row = (const char *)(p + (ptrdiff_t)r * rowStride);
-        for (int l = 0; l < lines; l++) _mm_prefetch(row + 64 * l, _MM_HINT_T0);
+        for (int l = 0; l < lines; l++) _mm_prefetch(row + 64 * l, _MM_HINT_T1);
     }
 #else
     (void)p; (void)rows; (void)rowStride; (void)lines;

@@ -20,11 +20,12 @@ public struct Tolerance: Sendable, CustomStringConvertible {
     /// `√k · 2⁻²⁴` relative to the sum's scale; 1e-4 absolute covers k up to ~4096 with unit data.
     public static let gemm = Tolerance(absolute: 1e-4, relative: 1e-4)
 
-    /// SPSA: the Float32 kernel computes moments by shifted two-pass sums, so the correlation has
-    /// error of a few ulps relative to 1; `A = (1 − σ)^α` amplifies it by at most `α/(1−σ) ≤ α·(1+e)`,
-    /// about 8.4 for α = 2.5. 2e-5 relative to each output plus 1e-6 absolute covers this with margin
-    /// (measured worst case 3e-6 relative over the test sweep).
-    public static let spsa = Tolerance(absolute: 1e-6, relative: 2e-5)
+    /// SPSA: Float32 moments by shifted sums, the key's channel means in Double. The correlation is
+    /// then good to a few ulps of 1 and `A = (1 − σ)^α` amplifies it by at most α; the measured worst
+    /// over the test sweeps and 1,600 random CLI cases (α ≤ 4, 2–512 channels a head) is 1.6e-6
+    /// relative (docs/kernels.md). 1e-5 relative is the bound issue 2 sets against an independent NumPy transcription;
+    /// 1e-6 absolute covers outputs that cross zero.
+    public static let spsa = Tolerance(absolute: 1e-6, relative: 1e-5)
 
     /// Checks `actual` against `expected` element by element (logical NCHW order).
     /// Returns nil when every element is within tolerance; otherwise the first failure.
@@ -96,4 +97,27 @@ extension Tensor {
     init(flat values: [Float]) {
         self = try! Tensor(shape: Shape(1, 1, 1, values.count), layout: .nchw, scalars: values)
     }
+}
+
+extension Tolerance {
+    /// GSA against its Double twin: Float32 projections (`k = C` terms), the context `K̂ᵀ·V` over `P`
+    /// positions and the positional sums over a column then a row (`k = H`, then `k = W`, with BN in
+    /// between) each add a few ulps relative to their terms' scale; outputs are sums of O(√(H·W)) terms of
+    /// unit size. 2e-4 absolute + 2e-4 relative bounds this with margin at the test sizes (see GSATests).
+    public static let gsa = Tolerance(absolute: 2e-4, relative: 2e-4)
+}
+
+extension Tolerance {
+    /// Full attention against its Double twin: Float32 projections (`k = C`), logits (`k = dk`) and the
+    /// online softmax's rescaled partial sums over `P` keys; the weights are a convex combination, so the
+    /// attention output's error stays at a few ulps of the values' scale. 1e-4 absolute + 1e-4 relative
+    /// covers the output projection and residual at the test sizes with margin.
+    public static let attention = Tolerance(absolute: 1e-4, relative: 1e-4)
+}
+
+extension Tolerance {
+    /// SASA against its Double twin: Float32 projections (`k = C`), logits over `dk` channels, the
+    /// polynomial `exp` (2 ulp) and a convex combination of `k²` values; errors stay at a few ulps of the
+    /// values' scale times the logits' size. 1e-4 absolute + 1e-4 relative covers the test sizes.
+    public static let sasa = Tolerance(absolute: 1e-4, relative: 1e-4)
 }

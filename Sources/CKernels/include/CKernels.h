@@ -43,7 +43,8 @@ void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
 /// Plain copy through memcpy (used to measure the copy ceiling).
 void ck_copy(float *dst, const float *src, ptrdiff_t count);
 
-/// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L1.
+/// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L2
+/// (prefetcht1): far enough ahead that L1 could not hold them until use.
 void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 
 /// Make pending non-temporal stores visible (sfence on x86).

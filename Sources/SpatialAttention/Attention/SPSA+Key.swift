@@ -37,6 +37,10 @@ final class SPSAKeys: @unchecked Sendable {
     private let plan: SPSAPlan
     /// `N·C` key values (head g of image n at `(n·C + g·cph)`).
     private let storage: UnsafeMutablePointer<Float>
+    /// `N·C` channel means `k[n,c]` in Double. Rounding them to Float cost up to 6e-8·|k| in a
+    /// centred key whose entries can be 100× smaller than |k|: the largest error term against the
+    /// naive twin (7e-6 relative with 3 channels a head).
+    private let means: UnsafeMutablePointer<Double>
     private var inverseNorms: [Float]
     private var degenerate: [Bool]
     private var sums: [Float]
@@ -45,10 +49,11 @@ final class SPSAKeys: @unchecked Sendable {
         self.plan = plan
         let (N, C) = (plan.shape.batch, plan.shape.channels)
         storage = .allocate(capacity: N * C)
+        means = .allocate(capacity: N * C)
         inverseNorms = [Float](repeating: 0, count: N * plan.heads)
         degenerate = [Bool](repeating: false, count: N * plan.heads)
         sums = [Float](repeating: 0, count: N * plan.heads)
-        // storage[n·C + c] = mean_p (x[n,c,p] − x[n,c,0]): shifted by the channel's first pixel.
+        // means[n·C + c] = mean_p x[n,c,p], accumulated as shift + mean_p (x[n,c,p] − shift).
         switch plan.layout {
         case .nchw: shiftedMeansChannelsFirst(x, threads: threads)
         case .nhwc: shiftedMeansChannelsLast(x, threads: threads)
@@ -56,7 +61,10 @@ final class SPSAKeys: @unchecked Sendable {
         finish(x)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        means.deallocate()
+    }
 
     @inline(__always)
     func head(_ n: Int, _ g: Int) -> Head {
@@ -65,22 +73,56 @@ final class SPSAKeys: @unchecked Sendable {
                     inverseNorm: inverseNorms[i], degenerate: degenerate[i], sum: sums[i])
     }
 
-    // Both layouts sum x − x[c,0] in Float over blocks of pixels and add the block sums into a Double
-    // total: the shift is one sample, not the mean, so the running sum grows like P·(k − x[c,0]), and a
-    // Float total over a 270×260 image lost 1e-4 of the centred key (measured: a 3.7e-5 relative error
-    // in the output).
+    // Both layouts sum x − s in Float over short runs (4 values a lane in NCHW, 8 pixels a lane in
+    // NHWC) and add the lanes into Double totals. The shift s is the
+    // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
+    // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
+    // equal values is exact, so a constant channel still gives exactly its value.
+
+    /// `Σ_{i<16} p[i·stride + lane]` for 16 lanes, as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> FloatVector {
+        var level = (0..<8).map { p.loadVector(2 * $0 * stride) + p.loadVector((2 * $0 + 1) * stride) }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
+
+    /// `Σ_{i<16} p[i·stride]` as a balanced tree (exact for equal values).
+    @inline(__always)
+    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> Float {
+        var level = (0..<8).map { p[2 * $0 * stride] + p[(2 * $0 + 1) * stride] }
+        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
+        return level[0]
+    }
 
     private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, threads: Int) {
         let P = plan.shape.pixels
         let rows = plan.shape.batch * plan.shape.channels
-        let storage = self.storage
-        let rowsPerItem = 8, pixelBlock = 1024
+        let means = self.means
+        let rowsPerItem = 8, pixelBlock = 256
+        let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             for row in (item * rowsPerItem)..<min(rows, (item + 1) * rowsPerItem) {
                 let r = x + row * P
-                let s = FloatVector(repeating: r[0])
-                var total = 0.0
+                // Exact mode needs no shift: x − 0 is exact and the Double sum holds it.
+                let shift: Float = exact ? 0 : (P >= 16 ? r.loadVector(0).treeSum / 16 : r[0])
+                let s = FloatVector(repeating: shift)
+                var lanes = SIMD8<Double>(), tail = 0.0
                 var p0 = 0
+                if exact {
+                    // Heads of ≤ 4 channels: a key of small norm is likely, and the correlation's
+                    // direction then amplifies any rounding of the means, even that of x − s in
+                    // Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x
+                    // added in Double; measured with 2 channels a head).
+                    var p = 0
+                    while p + 16 <= P {
+                        let v = r.loadVector(p) - s
+                        lanes += SIMD8<Double>(v.lowHalf) + SIMD8<Double>(v.highHalf)
+                        p += 16
+                    }
+                    while p < P { tail += Double(r[p] - shift); p += 1 }
+                    p0 = P
+                }
                 while p0 < P {
                     let end = min(P, p0 + pixelBlock)
                     var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
@@ -91,27 +133,43 @@ final class SPSAKeys: @unchecked Sendable {
                         p += 64
                     }
                     while p + 16 <= end { a0 += r.loadVector(p) - s; p += 16 }
-                    var sum = ((a0 + a1) + (a2 + a3)).treeSum
-                    while p < end { sum += r[p] - r[0]; p += 1 }
-                    total += Double(sum)
+                    // The 64 lanes (4 values each) are widened before they are combined: a Float
+                    // tree over them rounded at the block sum's magnitude (measured 4.5e-8 in a
+                    // mean of 784 normals), which a 2-channel key of small norm turns into 1.5e-5.
+                    for a in [a0, a1, a2, a3] {
+                        lanes += SIMD8<Double>(a.lowHalf) + SIMD8<Double>(a.highHalf)
+                    }
+                    while p < end { tail += Double(r[p] - shift); p += 1 }
                     p0 = end
                 }
-                storage[row] = Float(total / Double(P))
+                means[row] = Double(shift) + (lanes.sum() + tail) / Double(P)
             }
         }
     }
 
     private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, threads: Int) {
         let (N, C, P) = (plan.shape.batch, plan.shape.channels, plan.shape.pixels)
-        let storage = self.storage
-        let block = 64, pixelBlock = 256
+        let means = self.means
+        // Heads of ≤ 4 channels add every pixel, unshifted, in Double (see the NCHW pass).
+        let exact = plan.channelsPerHead <= 4
+        let block = 64, pixelBlock = exact ? 1 : 8
         let blocks = (C + block - 1) / block
         Threads.forEach(N * blocks, threads: threads) { item in
             let n = item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
             let first = x + n * P * C + c0
             var total = [Double](repeating: 0, count: width)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { buffer in
-                let partial = buffer.baseAddress!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { buffer in
+                let partial = buffer.baseAddress!, shift = partial + block
+                // The shift of each channel: the balanced sum of its first 16 pixels over 16.
+                var j = 0
+                if exact {
+                    shift.initialize(repeating: 0, count: block)
+                } else if P >= 16 {
+                    while j + 16 <= width { shift.storeVector(Self.balancedSum16(first + j, stride: C) / 16, j); j += 16 }
+                    while j < width { shift[j] = Self.balancedSum16(first + j, stride: C) / 16; j += 1 }
+                } else {
+                    for j in 0..<width { shift[j] = first[j] }
+                }
                 var p0 = 0
                 while p0 < P {
                     partial.initialize(repeating: 0, count: block)
@@ -119,53 +177,52 @@ final class SPSAKeys: @unchecked Sendable {
                         let row = first + p * C
                         var j = 0
                         while j + 16 <= width {
-                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - first.loadVector(j)), j)
+                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - UnsafePointer(shift).loadVector(j)), j)
                             j += 16
                         }
-                        while j < width { partial[j] += row[j] - first[j]; j += 1 }
+                        while j < width { partial[j] += row[j] - shift[j]; j += 1 }
                     }
                     for j in 0..<width { total[j] += Double(partial[j]) }
                     p0 += pixelBlock
                 }
+                for j in 0..<width { means[n * C + c0 + j] = Double(shift[j]) + total[j] / Double(P) }
             }
-            for j in 0..<width { storage[n * C + c0 + j] = Float(total[j] / Double(P)) }
         }
     }
 
-    /// Turns shifted means into the centred (or raw) key of each head, in Double: `cph` values a head.
+    /// Turns channel means into the centred (or raw) key of each head, in Double: `cph` values a head.
+    /// The reductions use four independent accumulators: with one, a 512-channel head spent 2 µs
+    /// waiting on the add latency (measured on `[1, 512, 7, 7]`).
     private func finish(_ x: UnsafePointer<Float>) {
         let (C, cph) = (plan.shape.channels, plan.channelsPerHead)
-        let strides = plan.layout.strides(for: plan.shape)
-        var shifted = [Double](repeating: 0, count: cph)
-        for n in 0..<plan.shape.batch {
-            for g in 0..<plan.heads {
-                let base = n * C + g * cph
-                // k_c − x[n, c0, 0] (correlation) or k_c (cosine), with x[n, c, 0] the shift.
-                let origin = plan.centered ? Double(x[n * strides.n + g * cph * strides.c]) : 0
-                for j in 0..<cph {
-                    let first = Double(x[n * strides.n + (g * cph + j) * strides.c])
-                    shifted[j] = (first - origin) + Double(storage[base + j])
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: cph) { buffer in
+            let shifted = buffer.baseAddress!
+            for n in 0..<plan.shape.batch {
+                for g in 0..<plan.heads {
+                    let base = n * C + g * cph
+                    // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
+                    // give exactly zero.
+                    let origin = plan.centered ? means[base] : 0
+                    var m = SIMD4<Double>()
+                    for j in 0..<cph {
+                        let value = means[base + j] - origin
+                        shifted[j] = value
+                        m[j & 3] += value
+                    }
+                    let mean = plan.centered ? (m[0] + m[1] + m[2] + m[3]) / Double(cph) : 0
+                    var squares = SIMD4<Double>(), sums = SIMD4<Double>()
+                    for j in 0..<cph {
+                        let k = Float(shifted[j] - mean)
+                        storage[base + j] = k
+                        squares[j & 3] += Double(k) * Double(k)
+                        sums[j & 3] += Double(k)
+                    }
+                    let squaredNorm = squares.sum()
+                    let i = n * plan.heads + g
+                    self.sums[i] = Float(sums.sum())
+                    degenerate[i] = squaredNorm == 0
+                    inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
                 }
-                var squaredNorm = 0.0
-                if plan.centered {
-                    // Centre about the first value too, so equal keys give exactly zero.
-                    let s = shifted[0]
-                    var mean = 0.0
-                    for j in 0..<cph { mean += shifted[j] - s }
-                    mean /= Double(cph)
-                    for j in 0..<cph { storage[base + j] = Float((shifted[j] - s) - mean) }
-                } else {
-                    for j in 0..<cph { storage[base + j] = Float(shifted[j]) }
-                }
-                var sum = 0.0
-                for j in 0..<cph {
-                    squaredNorm += Double(storage[base + j]) * Double(storage[base + j])
-                    sum += Double(storage[base + j])
-                }
-                let i = n * plan.heads + g
-                sums[i] = Float(sum)
-                degenerate[i] = squaredNorm == 0
-                inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
             }
         }
     }

@@ -15,7 +15,7 @@
 ///
 /// With ``Similarity/cosine`` nothing is centred (`kc = k`, `xc = x`): the ablation of 002 Table 10.
 ///
-/// Matches ``Naive`` `spsa(_:alpha:channelsPerHead:reverse:similarity:)` (a transcription of 001 A.1)
+/// Matches `Naive` `spsa(_:alpha:channelsPerHead:reverse:similarity:)` (a transcription of 001 A.1)
 /// within `Tolerance.spsa`, in both layouts, for any thread count.
 ///
 /// Degenerate and non-finite input:

@@ -4,7 +4,7 @@
 /// Shapes: `x` `[N, C, H, W]`, `weight` `[k]` (PyTorch's `Conv1d(1, 1, k)` weight `[1, 1, k]`), `k` odd;
 /// output `s ⊙ x` (``ChannelAttention``).
 /// Reference: `z = mean_{h,w} x[n, :, h, w]`, `s[n, c] = σ(Σ_{j<k} w[j] · z[n, c + j − (k−1)/2])`,
-/// zero outside `0..<C`. Matches ``Naive`` `efficientChannelAttention` within ``Tolerance`` `.convolution`.
+/// zero outside `0..<C`. Matches `Naive` `efficientChannelAttention` within `Tolerance` `.convolution`.
 /// Complexity: `k` parameters (3, 5, 5, 7 by stage: +80 on ResNet-50); `C·k` MACs per image plus one
 /// per element for the scaling `s ⊙ x` (the papers' 4.12 G on ResNet-50; docs/complexity.md).
 public struct EfficientChannelAttention: ChannelAttention {

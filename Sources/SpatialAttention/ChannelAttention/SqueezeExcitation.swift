@@ -2,8 +2,8 @@
 ///
 /// Shapes: `x` `[N, C, H, W]`; `W₁` (`fc1`) `[C/r, C]`, `W₂` (`fc2`) `[C, C/r]` row-major (a PyTorch
 /// `Linear` weight each); output `s ⊙ x` (``ChannelAttention``).
-/// Reference: `z = mean_{h,w} x[n, :, h, w]`, `s = σ(W₂ · max(W₁ z, 0))`. Matches ``Naive``
-/// `squeezeExcitation` within ``Tolerance`` `.convolution`.
+/// Reference: `z = mean_{h,w} x[n, :, h, w]`, `s = σ(W₂ · max(W₁ z, 0))`. Matches `Naive`
+/// `squeezeExcitation` within `Tolerance` `.convolution`.
 /// Complexity: `2·C²/r` parameters (reduction 16 on ResNet-50: +2,514,944); `2·C²/r` MACs per image,
 /// one per hidden ReLU element and one per element for the scaling `s ⊙ x`, which reproduces the
 /// papers' SE columns (4.12 G on ResNet-50; docs/complexity.md).

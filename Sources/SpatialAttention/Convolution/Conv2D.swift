@@ -6,7 +6,7 @@
 ///
 /// Reference: `y[n, k, oy, ox] = f(bias[k] + Σ_{c ∈ group(k)} Σ_{i, j} weight[k, c − g·C/G, i, j] ·
 /// x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw] + residual[n, k, oy, ox])`, zero outside the image,
-/// `f` the ``activation``. Matches ``Naive`` `conv2d` within ``Tolerance`` `.convolution`.
+/// `f` the ``activation``. Matches `Naive` `conv2d` within `Tolerance` `.convolution`.
 ///
 /// The work runs on one of the ``Algorithm`` kernels (``preferredAlgorithm`` by default): a 1×1
 /// stride-1 convolution is one GEMM over the input with no im2col; other dense or grouped
@@ -171,6 +171,7 @@ public struct Conv2D: Layer {
     /// GEMM output.
     ///
     /// - Parameters:
+    ///   - x: `[N, C, H, W]`, NCHW.
     ///   - residual: `[N, K, H', W']`, added before the activation (a ResNet shortcut), or nil.
     ///   - algorithm: the kernel to run, or nil for ``preferredAlgorithm``.
     ///   - threads: OpenBLAS threads for the GEMMs and the package's threads for the other passes

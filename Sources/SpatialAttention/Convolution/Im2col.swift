@@ -50,7 +50,7 @@ extension WindowGeometry: CustomStringConvertible {
 /// im2col for one CHW image: the `(C·kh·kw) × (H'·W')` matrix whose row `(c, i, j)` holds the input
 /// values that kernel tap `(i, j)` of channel `c` sees at each output position (0 in the padding).
 ///
-/// A convolution is then `weights[K, C·kh·kw] · columns`, one sgemm. Matches ``Naive`` `im2col`
+/// A convolution is then `weights[K, C·kh·kw] · columns`, one sgemm. Matches `Naive` `im2col`
 /// exactly (it only copies).
 public enum Im2col {
     /// Writes the column matrix of `image` (`channels×height×width`, CHW) into `columns`, which must

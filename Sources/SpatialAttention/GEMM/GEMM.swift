@@ -4,7 +4,7 @@ import CKernels
 ///
 /// `C = alpha · op(A) · op(B) + beta · C` with `op(A)` `m×k`, `op(B)` `k×n`, `C` `m×n`;
 /// `lda`, `ldb`, `ldc` are row strides in elements. `op(X)` is `Xᵀ` when `transposeX` is true, so `A`
-/// is stored `k×m` then. Matches ``Naive`` `gemm` within ``Tolerance/gemm``.
+/// is stored `k×m` then. Matches `Naive` `gemm` within `Tolerance/gemm`.
 public enum GEMM {
     /// Multiplies raw row-major matrices. The caller guarantees the pointers cover the extents.
     @inlinable

@@ -35,7 +35,7 @@ public enum ActivationFunction: String, Sendable, CaseIterable, CustomStringConv
 /// An activation layer: ``ActivationFunction`` applied to every element.
 ///
 /// Shapes: any `[N, C, H, W]`, either layout; the output has the input's shape and layout.
-/// Reference: `y = f(x)` element-wise; matches ``Naive`` `activation` exactly.
+/// Reference: `y = f(x)` element-wise; matches `Naive` `activation` exactly.
 /// Complexity: no parameters; one MAC per output element for ReLU and ReLU6 (the papers'
 /// convention, docs/complexity.md), none for the identity.
 public struct Activation: Layer {

@@ -4,8 +4,8 @@ import CKernels
 ///
 /// Shapes: `x` `[N, C, H, W]`, either layout; output the same. Parameters `[C]` each.
 /// Reference: `y[n, c, h, w] = weight[c] · (x[n, c, h, w] − runningMean[c]) / √(runningVariance[c] + ε) + bias[c]`,
-/// PyTorch's `BatchNorm2d.eval()` with `ε = 1e-5`. Matches ``Naive`` `batchNorm` within
-/// ``Tolerance`` `.convolution`. A model folds it into the preceding convolution when it is built
+/// PyTorch's `BatchNorm2d.eval()` with `ε = 1e-5`. Matches `Naive` `batchNorm` within
+/// `Tolerance` `.convolution`. A model folds it into the preceding convolution when it is built
 /// (``Conv2D/folding(_:)``), so it never runs as its own pass there.
 ///
 /// Complexity: `2·C` parameters (weight and bias; the running statistics are buffers) and one MAC
@@ -103,7 +103,7 @@ extension Conv2D {
     /// `b'[k] = b[k] · scale[k] + shift[k]` with ``BatchNorm/affine`` (computed in Double, rounded once).
     ///
     /// The activation is kept (it applies after the normalisation). Equal to conv-then-BN within
-    /// ``Tolerance`` `.convolution`.
+    /// `Tolerance` `.convolution`.
     ///
     /// - Throws: ``ShapeError`` when `batchNorm` does not have `K` channels.
     public func folding(_ batchNorm: BatchNorm) throws -> Conv2D {

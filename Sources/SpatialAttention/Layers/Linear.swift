@@ -7,7 +7,7 @@ import CKernels
 /// pooled batch is the usual input), `weight` `[outputFeatures, inputFeatures]`, `bias`
 /// `[outputFeatures]`, output `[N, outputFeatures, 1, 1]`.
 /// Reference: `y[n, o] = bias[o] + Σ_i weight[o, i] · x[n, i]`: one GEMM `X·Wᵀ` over the batch.
-/// Matches ``Naive`` `linear` within ``Tolerance`` `.convolution`.
+/// Matches `Naive` `linear` within `Tolerance` `.convolution`.
 /// Complexity: `out·in + out` parameters (with bias), `N·out·in` MACs.
 public struct Linear: Layer {
     /// `in`, the features of one image.

@@ -5,7 +5,7 @@ import CKernels
 /// Shapes: `x` `[N, C, H, W]`, output `[N, C, H', W']` with `H'` from
 /// ``WindowGeometry/outputSize(height:width:)``; either layout in, the same layout out.
 /// Reference: `y[n, c, oy, ox] = max_{i, j} x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]` over taps
-/// inside the image (padding is −∞, never selected). A NaN in a window gives NaN. Matches ``Naive``
+/// inside the image (padding is −∞, never selected). A NaN in a window gives NaN. Matches `Naive`
 /// `maxPool` exactly. No parameters, no MACs.
 public struct MaxPool2D: Layer {
     /// The pooling window.
@@ -47,7 +47,7 @@ public struct MaxPool2D: Layer {
 ///
 /// Shapes as ``MaxPool2D``. Reference: `y = (1/D) Σ_{taps inside the image} x`, with `D = kh·kw` when
 /// ``countsPadding`` is true (PyTorch's default `count_include_pad=True`) or the number of taps inside
-/// the image otherwise. Matches ``Naive`` `averagePool` within ``Tolerance`` `.convolution`.
+/// the image otherwise. Matches `Naive` `averagePool` within `Tolerance` `.convolution`.
 /// No parameters, no MACs (docs/complexity.md).
 public struct AvgPool2D: Layer {
     /// The pooling window (dilation must be 1).
@@ -109,7 +109,7 @@ public struct AvgPool2D: Layer {
 ///
 /// Shapes: `x` `[N, C, H, W]` with `H·W ≥ 1`, output `[N, C, 1, 1]` in the input's layout.
 /// Reference: `y[n, c] = (1/(H·W)) Σ_{h, w} x[n, c, h, w]`, summed in Float with 8 partial sums.
-/// Matches ``Naive`` `globalAveragePool` within ``Tolerance`` `.convolution`. No parameters, no MACs.
+/// Matches `Naive` `globalAveragePool` within `Tolerance` `.convolution`. No parameters, no MACs.
 public struct GlobalAveragePool: Layer {
     public init() {}
 

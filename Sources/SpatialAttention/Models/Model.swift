@@ -7,8 +7,8 @@
 /// bias and running statistics separately) and runs an executable form built from them once, with
 /// every BN folded into its convolution and ReLU, residual additions and channel scaling fused into
 /// convolution epilogues. ``layerTable(for:)`` lists its layers with parameters and MACs in the
-/// papers' convention (docs/complexity.md). Matches the composition of ``Naive`` kernels
-/// (`Naive.model`) within ``Tolerance`` `.network`.
+/// papers' convention (docs/complexity.md). Matches the composition of `Naive` kernels
+/// (`Naive.resnet`, `Naive.mobileNetV2`, `Naive.shuffleNetV2`) within the tests' `Tolerance.network`.
 public struct Model: Layer {
     /// The registry name.
     public let name: ModelName
@@ -22,6 +22,8 @@ public struct Model: Layer {
     /// ``ParameterTensor``s), folding every BN into its convolution.
     ///
     /// - Parameters:
+    ///   - name: a model name of the registry, e.g. `"resnet50+spsa"`.
+    ///   - parameters: the named tensors, torchvision names (docs/models.md).
     ///   - strict: when true, a name the model does not have is an error; when false it is
     ///     ignored. `*.num_batches_tracked` is always ignored.
     /// - Throws: ``ParameterError`` naming every missing, mis-shaped and (when `strict`) unexpected name.

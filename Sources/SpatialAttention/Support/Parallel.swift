@@ -4,7 +4,7 @@ import Foundation
 /// How many threads the package's own kernels use, and the loop that spreads work over them.
 ///
 /// Kernels split work over `(image, head, pixel tile)` items and hand items to at most
-/// ``Threads/count`` workers; each item is computed by exactly one worker with the same arithmetic
+/// ``Threads/defaultCount`` workers; each item is computed by exactly one worker with the same arithmetic
 /// whatever the count, so results do not depend on the thread count. OpenBLAS keeps its own threads
 /// for GEMM (``BLAS/threads``); the two are never active at once.
 public enum Threads {

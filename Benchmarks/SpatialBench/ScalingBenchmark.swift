@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import SpatialAttention
+import SpatialAttentionReference
+
+/// `spatial-bench scaling`: time against image size for the linear-complexity modules (SPSA, GSA,
+/// SASA) and the quadratic baseline (full attention), with fitted log-log slopes, CSV and an SVG plot.
+struct ScalingBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scaling",
+        abstract: "Time vs N = s² for SPSA, GSA content, GSA, SASA and full attention; slopes, CSV, SVG.",
+        discussion: """
+        Full attention at s = 224 (N = 50176) costs about 1.3 TFLOP per call (≈ 13 s on one core); it is \
+        skipped unless --attention-max-side reaches 224, and then timed once. The table notes the estimate \
+        from the fitted slope instead.
+        """
+    )
+
+    @Option(help: "Threads for our kernels and OpenBLAS.") var threads = 1
+    @Option(help: "Channels C of the input (and of every module).") var channels = 256
+    @Option(help: "Image sides s, comma-separated.", transform: ScalingBenchmark.parseList)
+    var sides: [Int] = [7, 14, 28, 56, 112, 224]
+    @Option(help: "Modules, comma-separated: \(ScalingModule.allCases.map(\.rawValue).joined(separator: ",")).",
+            transform: ScalingBenchmark.parseModules)
+    var modules: [ScalingModule] = ScalingModule.available
+    @Option(help: "Largest side at which full attention runs (O(N²)); larger sides are estimated.")
+    var attentionMaxSide = 112
+    @Option(help: "Seconds of samples per case (at least one sample).") var seconds = 1.0
+    @Option(help: "Folder for scaling.csv and scaling.svg.") var results = "results"
+    @Flag(help: "Print JSON records on stdout (the table goes to stderr).") var json = false
+
+    static func parseList(_ text: String) throws -> [Int] {
+        try text.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v > 0 else {
+                throw ValidationError("'\($0)' is not a positive integer")
+            }
+            return v
+        }
+    }
+
+    static func parseModules(_ text: String) throws -> [ScalingModule] {
+        try text.split(separator: ",").map {
+            guard let m = ScalingModule(rawValue: String($0)) else {
+                throw ValidationError("unknown module '\($0)'; known: \(ScalingModule.allCases.map(\.rawValue))")
+            }
+            return m
+        }
+    }
+
+    func run() throws {
+        BLAS.threads = threads
+        note(machineDescription())
+        note("scaling: C = \(channels), threads = \(threads), sides \(sides), modules \(modules.map(\.rawValue))")
+        for module in modules { try module.validate() }
+        var points: [ScalingPoint] = []
+        for module in modules {
+            for s in sides.sorted() {
+                if module == .attention && s > attentionMaxSide {
+                    note("  \(module.rawValue) s=\(s): skipped (O(N²); --attention-max-side \(attentionMaxSide))")
+                    continue
+                }
+                let layer = try module.make(channels: channels, side: s)
+                let x = try Tensor.random(shape: Shape(1, channels, s, s), seed: UInt64(s))
+                Scratch.purge()
+                PeakMemory.reset()
+                let t0 = now()
+                blackHole(try layer.run(x, threads: threads))
+                let first = now() - t0
+                let peak = PeakMemory.peakBytes()
+                // Budget: `seconds` of samples, at least one; slow cases use the first call as their sample.
+                var samples = [first]
+                if first < seconds {
+                    let m = measure(warmup: 1, repetitions: 3, minimumSeconds: seconds,
+                                    maximumRepetitions: max(3, Int(seconds / max(first, 1e-6)))) {
+                        blackHole(try! layer.run(x, threads: threads))
+                    }
+                    samples = m.samples
+                }
+                let point = ScalingPoint(module: module, side: s, seconds: Measurement(samples: samples).median,
+                                         flops: 2 * Double(try layer.macs(Shape(1, channels, s, s))),
+                                         peakBytes: peak, samples: samples.count)
+                note("  \(module.rawValue) s=\(s): \(fmt(point.seconds * 1e3, 3)) ms (\(point.samples) samples)")
+                points.append(point)
+            }
+        }
+        let report = ScalingReport(points: points, modules: modules, sides: sides,
+                                   attentionMaxSide: attentionMaxSide, channels: channels, threads: threads)
+        let table = report.table()
+        if json {
+            note(table)
+            print(JSONValue.array(report.records()))
+        } else {
+            print(table)
+        }
+        try writeResult(report.csv(), to: results + "/scaling.csv")
+        try writeResult(ScalingPlot.svg(report), to: results + "/scaling.svg")
+    }
+}
+
+/// The modules of the scaling table.
+enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
+    case spsa, gsaContent = "gsa-content", gsa, sasa, attention
+
+    /// The default module list: all of them.
+    static var available: [ScalingModule] { allCases }
+
+    /// The module at side `s`: SPSA with 4 heads (α = 2, correlation, reverse); GSA with 8 heads and
+    /// L = s; SASA k = 7, 8 heads; full attention as the non-local block (C/2 inner channels, one head,
+    /// output projection, residual).
+    func make(channels C: Int, side s: Int) throws -> AnyScalingLayer {
+        switch self {
+        case .spsa: return AnyScalingLayer(SPSA(heads: 4))
+        case .gsaContent: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, components: .content, seed: 1))
+        case .gsa: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, seed: 1))
+        case .sasa: return AnyScalingLayer(try SASA(channels: C, heads: 8, kernelSize: 7, seed: 1))
+        case .attention: return AnyScalingLayer(try NonLocal(channels: C, seed: 1))
+        }
+    }
+
+    /// Checks the fast module against its naive twin once, at C = 16, 7×7.
+    func validate() throws {
+        let x = try Tensor.random(shape: Shape(1, 16, 7, 7), seed: 99)
+        let mismatch: Mismatch?
+        switch self {
+        case .spsa:
+            let m = SPSA(heads: 4)
+            mismatch = Tolerance.spsa.firstMismatch(try m(x), Naive.spsa(x, heads: 4))
+        case .gsaContent, .gsa:
+            let g = try GSA(channels: 16, heads: 8, extent: 7, components: self == .gsa ? .all : .content, seed: 1)
+            mismatch = Tolerance.gsa.firstMismatch(try g(x), try Naive.gsa(x, module: g))
+        case .sasa:
+            let m = try SASA(channels: 16, heads: 8, seed: 1)
+            mismatch = Tolerance.sasa.firstMismatch(try m(x), try Naive.sasa(x, module: m))
+        case .attention:
+            let m = try NonLocal(channels: 16, seed: 1)
+            mismatch = Tolerance.attention.firstMismatch(try m(x), try Naive.attention(x, module: m))
+        }
+        if let mismatch { throw ValidationError("\(rawValue) disagrees with its naive twin: \(mismatch)") }
+    }
+}
+
+/// A layer with a thread count, type-erased for the benchmark loop.
+struct AnyScalingLayer {
+    let run: (Tensor, Int) throws -> Tensor
+    let macs: (Shape) throws -> Int
+
+    init(_ g: GSA) { run = { try g($0, threads: $1) }; macs = g.multiplyAccumulates }
+    /// SPSA counts 0 MACs in the papers' convention: its GFLOP/s column shows "–".
+    init(_ s: SPSA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
+    init(_ s: SASA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
+    init(_ a: NonLocal) { run = { try a($0, threads: $1) }; macs = a.multiplyAccumulates }
+
+    func run(_ x: Tensor, threads: Int) throws -> Tensor { try run(x, threads) }
+}
+
+struct ScalingPoint {
+    let module: ScalingModule
+    let side: Int
+    let seconds: Double
+    let flops: Double
+    let peakBytes: Int
+    let samples: Int
+    var n: Int { side * side }
+}

@@ -1,0 +1,73 @@
+import SpatialAttention
+import SpatialAttentionReference
+import TestSupport
+import XCTest
+
+final class AttentionResNetTests: XCTestCase {
+    /// Parameters written out from 003 §4 / 004 §3: ResNet's stem, 1×1 units, shortcuts and fc; per block
+    /// the module (3·w² projections; GSA: 2·(2L−1)·w/8 embeddings and a 2·w BN, L the module's input side;
+    /// SASA: 2·7·w/16 embeddings) and bn2 (2·w).
+    static func closedForm(_ kind: AttentionResNet.Kind, blocks: [Int]) -> Int {
+        var total = ClosedForm.convBN(3, 64, kernel: 7) + 2048 * 1000 + 1000
+        var input = 64, side = 56
+        for (s, count) in blocks.enumerated() {
+            let w = 64 << s, output = 4 * w
+            for i in 0..<count {
+                let module = kind == .gsa ? 3 * w * w + 2 * (2 * side - 1) * (w / 8) + 2 * w : 3 * w * w + 2 * 7 * (w / 16)
+                total += ClosedForm.convBN(input, w, kernel: 1) + module + 2 * w + ClosedForm.convBN(w, output, kernel: 1)
+                if i == 0 { total += ClosedForm.convBN(input, output, kernel: 1) }
+                if s > 0 && i == 0 { side /= 2 }
+                input = output
+            }
+        }
+        return total
+    }
+
+    func testParameterCountsAndComplexityAgainstThePapers() throws {
+        // 003 Table 6 (GSA, FLOPs counting multiplications and additions) and Table 3 (SASA-ResNet-50).
+        let cases: [(AttentionResNet.Kind, Int, Double, Double)] = [
+            (.gsa, 38, 14.2, 5.9), (.gsa, 50, 18.1, 7.2), (.gsa, 101, 30.4, 12.2), (.sasa, 50, 18.0, 7.0),
+        ]
+        for (kind, depth, params, gflops) in cases {
+            let model = try AttentionResNet(kind, depth: depth, seed: 1)
+            let name = "\(kind)-resnet\(depth)"
+            XCTAssertEqual(model.parameterCount, AttentionResNetTests.closedForm(kind, blocks: AttentionResNet.blocks[depth]!), name)
+            XCTAssertEqual(Double(model.parameterCount) / 1e6, params, accuracy: 0.05, name)
+            let flops = 2 * Double(try model.multiplyAccumulates(for: Shape(1, 3, 224, 224))) / 1e9
+            // GSA's count rounds to the paper's figure; SASA's is 2% under 7.0 G (docs/sasa.md).
+            XCTAssertEqual(flops, gflops, accuracy: kind == .gsa ? 0.05 : 0.2, name)
+        }
+    }
+
+    func testMatchesNaiveCompositionOnASmallInput() throws {
+        // Depth 26 at 32×32 (stages at 8, 4, 2, 1 pixels): every block kind, both modules, both layouts.
+        try withEvery("kind", in: AttentionResNet.Kind.allCases) { kind in
+            let model = try AttentionResNet(kind, depth: 26, inputSize: 32, seed: 3)
+            let x = seededTensor(Shape(2, 3, 32, 32), seed: 4)
+            let expected = try Naive.attentionResNet(ReferenceTensor(x), parameters: model.parameters, kind: kind,
+                                                     blocks: [1, 2, 4, 1], inputSize: 32)
+            try withEvery("layout", in: Layout.allCases) { layout in
+                assertClose(try model(x.converted(to: layout), threads: 2), expected, tolerance: .network)
+            }
+        }
+    }
+
+    func testNamedParametersRebuildTheSameNetwork() throws {
+        let seeded = try AttentionResNet(.gsa, depth: 26, inputSize: 32, seed: 5)
+        let rebuilt = try AttentionResNet(.gsa, depth: 26, inputSize: 32, parameters: seeded.parameters)
+        let x = seededTensor(Shape(1, 3, 32, 32), seed: 6)
+        assertClose(try rebuilt(x), try seeded(x), tolerance: .exact)
+        XCTAssertTrue(seeded.parameterNames.contains("layer2.0.gsa.rel_rows"))
+        var broken = seeded.parameters
+        broken["layer1.0.gsa.qkv.weight"] = nil
+        XCTAssertThrowsError(try AttentionResNet(.gsa, depth: 26, inputSize: 32, parameters: broken)) { error in
+            XCTAssertTrue("\(error)".contains("layer1.0.gsa.qkv.weight"), "\(error)")
+        }
+    }
+
+    func testBadDepthAndInputThrow() {
+        assertThrowsShapeError(try AttentionResNet(.gsa, depth: 34, seed: 1), mentioning: ["34"])
+        let model = try! AttentionResNet(.sasa, depth: 26, inputSize: 32, seed: 1)
+        assertThrowsShapeError(try model(seededTensor(Shape(1, 4, 32, 32), seed: 1)), mentioning: ["3 input channels"])
+    }
+}
