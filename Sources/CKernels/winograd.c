@@ -120,8 +120,9 @@ static void input_chunk(const ck_wino_geometry *g, int n, int ty, int tx0, int c
 }
 
 // Output transform of `count` ≤ 16 tiles of one tile row for every k, with bias, residual, activation.
-static void output_chunk(const ck_wino_geometry *g, int kCount, const float *m, int mStride, int j0, int n, int ty, int tx0,
-                         int count, float *y, const float *bias, const float *residual, int activation) {
+static void output_chunk(const ck_wino_geometry *g, int kCount, int rowBegin, int rowEnd, const float *m, int mStride,
+                         int j0, int n, int ty, int tx0, int count, float *y, const float *bias, const float *residual,
+                         int activation) {
     const __m512i lowPairs = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i highPairs = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     const __mmask16 load = lanes(count);
@@ -132,7 +133,7 @@ static void output_chunk(const ck_wino_geometry *g, int kCount, const float *m, 
     const ptrdiff_t outPlane = (ptrdiff_t)g->outH * g->outW;
     const ptrdiff_t xiStride = (ptrdiff_t)kCount * mStride;
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-    for (int k = 0; k < kCount; k++) {
+    for (int k = rowBegin; k < rowEnd; k++) {
         const float *mk = m + (ptrdiff_t)k * mStride + j0;
         __m512 v[16];
         for (int xi = 0; xi < 16; xi++) v[xi] = _mm512_maskz_loadu_ps(load, mk + xi * xiStride);
@@ -199,11 +200,12 @@ static void input_chunk(const ck_wino_geometry *g, int n, int ty, int tx0, int c
     }
 }
 
-static void output_chunk(const ck_wino_geometry *g, int kCount, const float *m, int mStride, int j0, int n, int ty, int tx0,
-                         int count, float *y, const float *bias, const float *residual, int activation) {
+static void output_chunk(const ck_wino_geometry *g, int kCount, int rowBegin, int rowEnd, const float *m, int mStride,
+                         int j0, int n, int ty, int tx0, int count, float *y, const float *bias, const float *residual,
+                         int activation) {
     const ptrdiff_t outPlane = (ptrdiff_t)g->outH * g->outW;
     const ptrdiff_t xiStride = (ptrdiff_t)kCount * mStride;
-    for (int k = 0; k < kCount; k++) {
+    for (int k = rowBegin; k < rowEnd; k++) {
         for (int l = 0; l < count; l++) {
             float v[16], s0[4], s1[4], out[2][2];
             for (int xi = 0; xi < 16; xi++) v[xi] = m[xi * xiStride + (ptrdiff_t)k * mStride + j0 + l];
@@ -229,7 +231,7 @@ static void output_chunk(const ck_wino_geometry *g, int kCount, const float *m, 
 void ck_winograd_conv(const float *packedU, int kCount, int cCount,
                       const float *x, int height, int width, int pad,
                       float *y, const float *bias, const float *residual, int activation,
-                      int tileBegin, int tileEnd, float *workspace) {
+                      int rowBegin, int rowEnd, int tileBegin, int tileEnd, float *workspace) {
     const int outH = height + 2 * pad - 2, outW = width + 2 * pad - 2;
     const int tilesH = (outH + 1) / 2, tilesW = (outW + 1) / 2;
     const ck_wino_geometry g = {x, cCount, height, width, pad, outH, outW, tilesW, tilesH * tilesW};
@@ -254,14 +256,14 @@ void ck_winograd_conv(const float *packedU, int kCount, int cCount,
         // 16 GEMMs: M_ξ (K × count) = U_ξ (K × C) · V_ξ (C × count).
         for (int xi = 0; xi < 16; xi++) {
             ck_packed_gemm_prepacked(packedU + xi * uStride, kCount, cCount, v + (ptrdiff_t)xi * cCount * npad, count,
-                                     m + (ptrdiff_t)xi * kCount * count, count, 0, kCount);
+                                     m + (ptrdiff_t)xi * kCount * count, count, rowBegin, rowEnd);
         }
         for (int j = 0; j < count;) {
             const int t = t0 + j, n = t / g.tilesPerImage, r = t % g.tilesPerImage, ty = r / tilesW, tx = r % tilesW;
             int chunk = tilesW - tx;
             if (chunk > 16) chunk = 16;
             if (chunk > count - j) chunk = count - j;
-            output_chunk(&g, kCount, m, count, j, n, ty, tx, chunk, y, bias, residual, activation);
+            output_chunk(&g, kCount, rowBegin, rowEnd, m, count, j, n, ty, tx, chunk, y, bias, residual, activation);
             j += chunk;
         }
     }

@@ -125,13 +125,14 @@ void ck_winograd_pack_weights(const float *w, int k, int c, float *packed);
 ptrdiff_t ck_winograd_workspace_count(int k, int c);
 /// 2x2 output tiles of one image: ceil(H'/2) * ceil(W'/2), H' = height + 2 pad - 2.
 int ck_winograd_tiles(int height, int width, int pad);
-/// y = act(conv3x3(x) + bias + residual) for the batch tiles tileBegin..<tileEnd (tile t is tile
-/// t % tiles of image t / tiles). x NCHW [N, C, height, width]; y and residual NCHW [N, K, H', W'].
-/// bias and residual may be NULL; activation as in ck_conv_epilogue.
+/// y = act(conv3x3(x) + bias + residual) for output channels rowBegin..<rowEnd (rowBegin a multiple
+/// of 8) and the batch tiles tileBegin..<tileEnd (tile t is tile t % tiles of image t / tiles).
+/// x NCHW [N, C, height, width]; y and residual NCHW [N, K, H', W']. bias and residual may be NULL;
+/// activation as in ck_conv_epilogue.
 void ck_winograd_conv(const float *packedU, int k, int c,
                       const float *x, int height, int width, int pad,
                       float *y, const float *bias, const float *residual, int activation,
-                      int tileBegin, int tileEnd, float *workspace);
+                      int rowBegin, int rowEnd, int tileBegin, int tileEnd, float *workspace);
 
 #ifdef __cplusplus
 }
