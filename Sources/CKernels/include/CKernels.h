@@ -89,12 +89,16 @@ void ck_packed_gemm(const float *packedA, int m, int k,
                     const float *bias, const float *residual, int activation,
                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
 
+/// Floats of workspace ck_max_pool needs for one call (its row maxima and one de-interleaved row).
+int ck_max_pool_workspace_count(int height, int width, int kw, int padW, int strideW, int dilationW);
+
 /// Max pooling of `channels` CHW planes (PyTorch MaxPool2d, floor mode): y[c][oy][ox] = max over
 /// the in-image taps x[c][oy*strideH - padH + i*dilationH][ox*strideW - padW + j*dilationW];
-/// -inf when no tap is inside; NaN when any tap is NaN.
+/// -inf when no tap is inside; NaN when any tap is NaN. `workspace` holds
+/// ck_max_pool_workspace_count floats.
 void ck_max_pool(const float *x, int channels, int height, int width,
                  int kh, int kw, int padH, int padW, int strideH, int strideW,
-                 int dilationH, int dilationW, float *y);
+                 int dilationH, int dilationW, float *workspace, float *y);
 
 /// ck_packed_gemm with B the im2col matrix of CHW images, packed straight from the images (no
 /// im2col buffer): column j is output pixel j % P of image j / P (image at x + (j / P) * xImageStride),
