@@ -37,7 +37,7 @@ struct TablesBenchmark: ParsableCommand {
         let threadCounts = try integers(threads, "--threads")
         let groups = try modelGroups(model)
         print("# tables: \(machineDescription())")
-        print("# input \(size)×\(size), seeded weights, BN folded; img/s = batch / median time of \(repetitions) calls")
+        print("# input \(size)×\(size), seeded weights, BN folded; img/s = batch / median of \(repetitions) calls, models timed in alternating rounds")
         var records: [JSONValue] = []
         for (backbone, names) in groups {
             var built: [(ModelName, Model)] = []
@@ -49,10 +49,9 @@ struct TablesBenchmark: ParsableCommand {
             let plainParameters = built.first { $0.0 == $0.0.plain }?.1.parameterCount ?? Model(name: names[0].plain, seed: 0).parameterCount
             for t in threadCounts {
                 var speeds: [ModelName: [Int: Double]] = [:]
-                for (name, network) in built {
-                    for b in batches {
-                        speeds[name, default: [:]][b] = imagesPerSecond(network, batch: b, threads: t)
-                    }
+                for b in batches {
+                    let measured = imagesPerSecond(built.map(\.1), batch: b, threads: t)
+                    for (i, (name, _)) in built.enumerated() { speeds[name, default: [:]][b] = measured[i] }
                 }
                 let plainSpeed = speeds[names[0].plain] ?? [:]
                 var headers = ["model", "params", "+params", "paper +params", "GMACs", "paper GFLOPs"]
@@ -100,13 +99,21 @@ struct TablesBenchmark: ParsableCommand {
         }
     }
 
-    /// Median images per second of `network` on a seeded batch.
-    private func imagesPerSecond(_ network: Model, batch: Int, threads: Int) -> Double {
+    /// Median images per second of each network on one seeded batch. The networks are timed in
+    /// rounds, one call each per round, so that a change in the machine's load (other processes
+    /// share its 2 cores) moves every network's samples alike and the ratios stay meaningful.
+    private func imagesPerSecond(_ networks: [Model], batch: Int, threads: Int) -> [Double] {
         let x = try! Tensor.random(shape: Shape(batch, 3, size, size), seed: 1)
-        let m = measure(warmup: 1, repetitions: repetitions, minimumSeconds: 0) {
-            blackHole(try! network(x, threads: threads))
+        for network in networks { blackHole(try! network(x, threads: threads)) }
+        var samples = [[Double]](repeating: [], count: networks.count)
+        for _ in 0..<repetitions {
+            for (i, network) in networks.enumerated() {
+                let start = now()
+                blackHole(try! network(x, threads: threads))
+                samples[i].append(now() - start)
+            }
         }
-        return Double(batch) / m.median
+        return samples.map { Double(batch) / Measurement(samples: $0).median }
     }
 
     /// SPSA's share of the network's time: every SPSA layer timed alone on its shape, summed, over

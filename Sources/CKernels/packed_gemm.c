@@ -20,11 +20,7 @@
 // element (k, j) is at b[(j / P)·bImageStride + k·bRowStride + j % P], and C element (r, j) at
 // c[(j / P)·cImageStride + r·cRowStride + j % P] (the residual is laid out like C).
 
-#define CK_MR 8
-#define CK_NR 32
-#ifndef CK_KC
-#define CK_KC 256
-#endif
+#include "packed_layout.h"
 #ifndef CK_NC
 #define CK_NC 384
 #endif
@@ -84,23 +80,34 @@ static inline void copy_panel_row(float *dst, const float *src, int lo, int hi) 
 // Packs B rows k0 ..< k0+kc, columns j0 ..< j0+nc into CK_NR-wide k-major panels.
 static void pack_b(const float *b, ptrdiff_t imageStride, ptrdiff_t rowStride, int pixels,
                    int k0, int kc, int j0, int nc, float *out) {
-    for (int jp = 0; jp < nc; jp += CK_NR) {
-        float *panel = out + (ptrdiff_t)jp * kc;
-        const int width = nc - jp < CK_NR ? nc - jp : CK_NR;
-        const int j = j0 + jp, image = j / pixels, pixel = j % pixels;
-        if (pixel + width <= pixels) {
-            // The whole panel inside one image: one masked row copy per k.
-            const float *src = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)k0 * rowStride + pixel;
-            for (int p = 0; p < kc; p++) copy_panel_row(panel + p * CK_NR, src + p * rowStride, 0, width);
-            continue;
+    // Panels inside one image are filled depth row by depth row across all panels, so that each
+    // input row is read front to back (the hardware prefetcher follows it); panel by panel, every
+    // 32-float slice came from a different page and the packing ran at L3 latency.
+    const float *source[CK_NC / CK_NR];
+    int width[CK_NC / CK_NR], simple[CK_NC / CK_NR];
+    const int panels = (nc + CK_NR - 1) / CK_NR;
+    for (int q = 0; q < panels; q++) {
+        const int jp = q * CK_NR, j = j0 + jp, image = j / pixels, pixel = j % pixels;
+        width[q] = nc - jp < CK_NR ? nc - jp : CK_NR;
+        simple[q] = pixel + width[q] <= pixels;
+        source[q] = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)k0 * rowStride + pixel;
+    }
+    for (int p = 0; p < kc; p++) {
+        for (int q = 0; q < panels; q++) {
+            if (simple[q]) copy_panel_row(out + (ptrdiff_t)q * CK_NR * kc + p * CK_NR, source[q] + p * rowStride, 0, width[q]);
         }
+    }
+    for (int q = 0; q < panels; q++) {
+        if (simple[q]) continue;
         // Columns from several images: runs inside one image each.
+        float *panel = out + (ptrdiff_t)q * CK_NR * kc;
+        const int j = j0 + q * CK_NR;
         for (int p = 0; p < kc; p++) memset(panel + p * CK_NR, 0, sizeof(float) * CK_NR);
         int done = 0;
-        while (done < width) {
+        while (done < width[q]) {
             const int jj = j + done, im = jj / pixels, px = jj % pixels;
             int run = pixels - px;
-            if (run > width - done) run = width - done;
+            if (run > width[q] - done) run = width[q] - done;
             const float *src = b + (ptrdiff_t)im * imageStride + (ptrdiff_t)k0 * rowStride + px;
             for (int p = 0; p < kc; p++) memcpy(panel + p * CK_NR + done, src + p * rowStride, sizeof(float) * (size_t)run);
             done += run;
@@ -126,29 +133,43 @@ static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, cons
         rowTap[p] = (tap / g->kw) * g->dilationH - g->padH;
         columnTap[p] = (tap % g->kw) * g->dilationW - g->padW;
     }
-    for (int jp = 0; jp < nc; jp += CK_NR) {
-        float *panel = out + (ptrdiff_t)jp * kc;
+    // Runs of each panel's columns inside one output row of one image, found once per block.
+    enum { maxPanels = CK_NC / CK_NR };
+    int runCount[maxPanels];
+    int runStartAll[maxPanels][CK_NR], runLengthAll[maxPanels][CK_NR], runImageAll[maxPanels][CK_NR];
+    int runRowAll[maxPanels][CK_NR], runColumnAll[maxPanels][CK_NR];
+    const int panels = (nc + CK_NR - 1) / CK_NR;
+    for (int q = 0; q < panels; q++) {
+        const int jp = q * CK_NR;
         const int width = nc - jp < CK_NR ? nc - jp : CK_NR;
-        // Runs of the panel's columns inside one output row of one image.
-        int runStart[CK_NR], runLength[CK_NR], runImage[CK_NR], runRow[CK_NR], runColumn[CK_NR];
         int runs = 0;
         for (int done = 0; done < width;) {
             const int j = j0 + jp + done, image = j / pixels, pixel = j % pixels;
             const int oy = pixel / g->outW, ox = pixel % g->outW;
             int length = g->outW - ox;
             if (length > width - done) length = width - done;
-            runStart[runs] = done; runLength[runs] = length; runImage[runs] = image;
-            runRow[runs] = oy; runColumn[runs] = ox;
+            runStartAll[q][runs] = done; runLengthAll[q][runs] = length; runImageAll[q][runs] = image;
+            runRowAll[q][runs] = oy; runColumnAll[q][runs] = ox;
             runs++;
             done += length;
         }
-        for (int p = 0; p < kc; p++) {
+        runCount[q] = runs;
+    }
+    // Depth rows outer, panels inner: consecutive panels read consecutive stretches of the same
+    // input rows (see pack_b).
+    for (int p = 0; p < kc; p++) {
+        for (int q = 0; q < panels; q++) {
+            float *panel = out + (ptrdiff_t)q * CK_NR * kc;
+            const int runs = runCount[q];
+            const int *runStart = runStartAll[q], *runLength = runLengthAll[q], *runImage = runImageAll[q];
+            const int *runRow = runRowAll[q], *runColumn = runColumnAll[q];
             const int dx = columnTap[p], dy = rowTap[p];
 #if defined(__AVX512F__)
             // Each run fills its lanes with a masked load (stride 1) or gather; lanes outside the
             // image stay 0 and are never read.
             __m512 v0 = _mm512_setzero_ps(), v1 = v0;
             const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+            const __m512i even = _mm512_add_epi32(lane, lane);
             for (int r = 0; r < runs; r++) {
                 const int iy = runRow[r] * g->strideH + dy;
                 if (iy < 0 || iy >= g->height) continue;
@@ -166,6 +187,26 @@ static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, cons
                     const float *base = (const float *)((const char *)row + (ptrdiff_t)(start - runStart[r]) * (ptrdiff_t)sizeof(float));
                     v0 = _mm512_mask_loadu_ps(v0, m0, base);
                     v1 = _mm512_mask_loadu_ps(v1, m1, base + 16);
+                } else if (g->strideW == 2) {
+                    // Every other input column: two contiguous loads per 16 lanes and a permute that
+                    // keeps the even ones (a gather costs about twice as much here).
+                    const char *base0 = (const char *)row + (ptrdiff_t)(start - 2 * runStart[r]) * (ptrdiff_t)sizeof(float);
+                    for (int half = 0; half < 2; half++) {
+                        const __mmask16 keep = half == 0 ? m0 : m1;
+                        if (!keep) continue;
+                        // Input offsets used by lanes lo..<hi: 2·lo ..< 2·hi − 1 (relative to base0).
+                        long first = 2L * lo - 32L * half, last = 2L * hi - 1 - 32L * half;
+                        if (first < 0) first = 0;
+                        if (last > 32) last = 32;
+                        const unsigned long long need = last <= first ? 0ull :
+                            (((last >= 64 ? ~0ull : (1ull << last) - 1)) & ~((1ull << first) - 1));
+                        const float *b = (const float *)(base0 + (ptrdiff_t)half * 32 * (ptrdiff_t)sizeof(float));
+                        const __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)(need & 0xFFFF), b);
+                        const __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(need >> 16), b + 16);
+                        const __m512 picked = _mm512_permutex2var_ps(a0, even, a1);
+                        if (half == 0) v0 = _mm512_mask_mov_ps(v0, keep, picked);
+                        else v1 = _mm512_mask_mov_ps(v1, keep, picked);
+                    }
                 } else {
                     const __m512i stride = _mm512_set1_epi32(g->strideW);
                     const __m512i first = _mm512_set1_epi32(runStart[r]);
@@ -180,14 +221,14 @@ static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, cons
             _mm512_storeu_ps(panel + p * CK_NR + 16, v1);
 #else
             float *dst = panel + p * CK_NR;
-            for (int q = 0; q < CK_NR; q++) dst[q] = 0.0f;
+            for (int l = 0; l < CK_NR; l++) dst[l] = 0.0f;
             for (int r = 0; r < runs; r++) {
                 const int iy = runRow[r] * g->strideH + dy;
                 if (iy < 0 || iy >= g->height) continue;
                 const float *row = x + (ptrdiff_t)runImage[r] * imageStride + ((ptrdiff_t)rowOffset[p] + iy) * g->width;
-                for (int q = 0; q < runLength[r]; q++) {
-                    const int ix = (runColumn[r] + q) * g->strideW + dx;
-                    if (ix >= 0 && ix < g->width) dst[runStart[r] + q] = row[ix];
+                for (int l = 0; l < runLength[r]; l++) {
+                    const int ix = (runColumn[r] + l) * g->strideW + dx;
+                    if (ix >= 0 && ix < g->width) dst[runStart[r] + l] = row[ix];
                 }
             }
 #endif
@@ -368,4 +409,25 @@ void ck_packed_conv(const float *packedA, int m,
     const ck_output o = {c, cImageStride, cRowStride, residual, bias, activation, pixels};
     packed_gemm(packedA, m, channels * kh * kw, x, xImageStride, 0, pixels, &g, &o,
                 rowBegin, rowEnd, columnBegin, columnEnd, workspace);
+}
+
+void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd) {
+    const int panels = (m + CK_MR - 1) / CK_MR;
+    const int columnPanels = (n + CK_NR - 1) / CK_NR;
+    const ck_output o = {c, 0, ldc, NULL, NULL, 0, n};
+    for (int k0 = 0; k0 < k; k0 += CK_KC) {
+        const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
+        const int first = k0 == 0, last = k0 + kc == k;
+        const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MR;
+        const float *bBlock = packedB + (ptrdiff_t)k0 * columnPanels * CK_NR;
+        for (int jp = 0; jp < columnPanels; jp++) {
+            const int width = n - jp * CK_NR < CK_NR ? n - jp * CK_NR : CK_NR;
+            for (int row0 = rowBegin; row0 < rowEnd; row0 += CK_MR) {
+                const int rows = rowEnd - row0 < CK_MR ? rowEnd - row0 : CK_MR;
+                kernel_8x32(kc, block + (ptrdiff_t)(row0 / CK_MR) * CK_MR * kc, bBlock + (ptrdiff_t)jp * kc * CK_NR,
+                            rows, row0, jp * CK_NR, width, first, last, &o);
+            }
+        }
+    }
 }

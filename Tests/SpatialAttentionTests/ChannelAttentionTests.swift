@@ -20,7 +20,7 @@ final class ChannelAttentionTests: XCTestCase {
                 XCTAssertEqual(y.layout, layout)
                 assertClose(y, Naive.squeezeExcitation(ReferenceTensor(x), se), tolerance: .convolution)
                 XCTAssertEqual(se.parameterCount, 2 * c * r)
-                XCTAssertEqual(try se.multiplyAccumulates(for: x.shape), 3 * (2 * c * r + r))
+                XCTAssertEqual(try se.multiplyAccumulates(for: x.shape), 3 * (2 * c * r + r) + x.shape.count)
             }
         }
     }
@@ -32,7 +32,7 @@ final class ChannelAttentionTests: XCTestCase {
                 let x = seededTensor(Shape(2, c, 4, 3), seed: 4, offset: 0.2)
                 assertClose(try eca(x), Naive.efficientChannelAttention(ReferenceTensor(x), eca), tolerance: .convolution)
                 XCTAssertEqual(eca.parameterCount, k)
-                XCTAssertEqual(try eca.multiplyAccumulates(for: x.shape), 2 * c * k)
+                XCTAssertEqual(try eca.multiplyAccumulates(for: x.shape), 2 * c * k + x.shape.count)
             }
         }
     }

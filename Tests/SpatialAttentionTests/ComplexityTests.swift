@@ -28,8 +28,9 @@ private enum ClosedFormMACs {
                 total += a.macs + b.macs + c.macs
                 if i == 0 { total += convBN(input, output, kernel: 1, stride: stride, input: h, relu: false).macs }
                 total += output * c.size * c.size  // the ReLU after the addition
-                if se { total += 2 * output * (output / 16) + output / 16 }
-                if eca { total += output * [3, 5, 5, 7][s] }
+                // SE and ECA: their own MACs plus one per element for the channel scaling.
+                if se { total += 2 * output * (output / 16) + output / 16 + output * c.size * c.size }
+                if eca { total += output * [3, 5, 5, 7][s] + output * c.size * c.size }
                 input = output
                 h = c.size
             }
@@ -40,7 +41,14 @@ private enum ClosedFormMACs {
 
 final class ComplexityTests: XCTestCase {
     private func macs(_ name: String) throws -> Int {
-        try Models.make(name: name, seed: 0).multiplyAccumulates(for: Shape(1, 3, 224, 224))
+        try ModelName(name).complexity(for: Shape(1, 3, 224, 224)).multiplyAccumulates
+    }
+
+    func testArchitectureTableEqualsTheBuiltModelsTable() throws {
+        for name in ["resnet50+spsa+se", "mobilenetv2+spsa", "shufflenetv2"] {
+            let input = Shape(2, 3, 224, 224)
+            XCTAssertEqual(try ModelName(name).layerTable(for: input), try Models.make(name: name, seed: 3).layerTable(for: input))
+        }
     }
 
     func testResNetMACsMatchClosedFormsAndThePapersWithinOnePercent() throws {
@@ -50,15 +58,20 @@ final class ComplexityTests: XCTestCase {
             ("resnet50+se", ClosedFormMACs.resnet(blocks: [3, 4, 6, 3], se: true), 4.12),
             ("resnet50+eca", ClosedFormMACs.resnet(blocks: [3, 4, 6, 3], eca: true), 4.12),
             ("resnet50+spsa", ClosedFormMACs.resnet(blocks: [3, 4, 6, 3]), 4.11),
+            ("resnet50+spsa+se", ClosedFormMACs.resnet(blocks: [3, 4, 6, 3], se: true), 4.12),
             ("resnet101", ClosedFormMACs.resnet(blocks: [3, 4, 23, 3]), 7.83),
             ("resnet101+se", ClosedFormMACs.resnet(blocks: [3, 4, 23, 3], se: true), 7.85),
+            ("resnet101+eca", ClosedFormMACs.resnet(blocks: [3, 4, 23, 3], eca: true), 7.84),
             ("resnet152", ClosedFormMACs.resnet(blocks: [3, 8, 36, 3]), 11.56),
+            ("resnet152+se", ClosedFormMACs.resnet(blocks: [3, 8, 36, 3], se: true), 11.58),
             ("resnet152+eca", ClosedFormMACs.resnet(blocks: [3, 8, 36, 3], eca: true), 11.57),
         ]
         for (name, closedForm, paper) in cases {
             let measured = try macs(name)
             XCTAssertEqual(measured, closedForm, name)
             XCTAssertEqual(Double(measured) / 1e9, paper, accuracy: paper * 0.01, name)
+            // Printed to two decimals as the papers do, every column matches exactly.
+            XCTAssertEqual((Double(measured) / 1e7).rounded() / 100, paper, name)
         }
         XCTAssertEqual(try macs("resnet50"), 4_109_906_944)
     }
@@ -66,7 +79,7 @@ final class ComplexityTests: XCTestCase {
     func testConvolutionAndLinearMACsMatchTorchvisionFigures() throws {
         // torchvision's published "GFLOPS" are conv + fc MACs: 4.09, 4.23, 0.30, 0.14.
         for (name, published) in [("resnet50", 4.09), ("resnext50", 4.23), ("mobilenetv2", 0.30), ("shufflenetv2", 0.14)] {
-            let table = try Models.make(name: name, seed: 0).layerTable(for: Shape(1, 3, 224, 224))
+            let table = try ModelName(name).layerTable(for: Shape(1, 3, 224, 224))
             let weighted = table.filter { $0.kind.hasPrefix("Conv2d") || $0.kind == "Linear" }
             let giga = Double(weighted.reduce(0) { $0 + $1.multiplyAccumulates }) / 1e9
             XCTAssertEqual(giga, published, accuracy: 0.006, name)

@@ -89,12 +89,16 @@ void ck_packed_gemm(const float *packedA, int m, int k,
                     const float *bias, const float *residual, int activation,
                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
 
+/// Floats of workspace ck_max_pool needs for one call (its row maxima and one de-interleaved row).
+int ck_max_pool_workspace_count(int height, int width, int kw, int padW, int strideW, int dilationW);
+
 /// Max pooling of `channels` CHW planes (PyTorch MaxPool2d, floor mode): y[c][oy][ox] = max over
 /// the in-image taps x[c][oy*strideH - padH + i*dilationH][ox*strideW - padW + j*dilationW];
-/// -inf when no tap is inside; NaN when any tap is NaN.
+/// -inf when no tap is inside; NaN when any tap is NaN. `workspace` holds
+/// ck_max_pool_workspace_count floats.
 void ck_max_pool(const float *x, int channels, int height, int width,
                  int kh, int kw, int padH, int padW, int strideH, int strideW,
-                 int dilationH, int dilationW, float *y);
+                 int dilationH, int dilationW, float *workspace, float *y);
 
 /// ck_packed_gemm with B the im2col matrix of CHW images, packed straight from the images (no
 /// im2col buffer): column j is output pixel j % P of image j / P (image at x + (j / P) * xImageStride),
@@ -105,6 +109,34 @@ void ck_packed_conv(const float *packedA, int m,
                     float *c, ptrdiff_t cImageStride, ptrdiff_t cRowStride,
                     const float *bias, const float *residual, int activation,
                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace);
+
+/// Row-major matrix-vector product y = alpha * A * x + beta * y, A m x n with row stride lda (cblas_sgemv).
+void ck_sgemv(int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y);
+
+/// C = A * B for rows rowBegin..<rowEnd (a multiple of 8) and columns 0..<n (row stride ldc), with
+/// A packed by ck_pack_weights and B already in the packed-panel layout (for each 256-deep depth
+/// block starting at k0: 32-wide panels of kc x 32 values at packedB + k0 * npad + panel * kc * 32,
+/// npad = n rounded up to 32, zero columns past n). No epilogue.
+void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd);
+
+/// Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions (winograd.c). Floats of the 16
+/// transformed, packed K x C filter matrices.
+ptrdiff_t ck_winograd_weights_count(int k, int c);
+/// Transforms (G g G^T, in double) and packs the [K][C][3][3] filters w.
+void ck_winograd_pack_weights(const float *w, int k, int c, float *packed);
+/// Floats of scratch one ck_winograd_conv call needs.
+ptrdiff_t ck_winograd_workspace_count(int k, int c);
+/// 2x2 output tiles of one image: ceil(H'/2) * ceil(W'/2), H' = height + 2 pad - 2.
+int ck_winograd_tiles(int height, int width, int pad);
+/// y = act(conv3x3(x) + bias + residual) for output channels rowBegin..<rowEnd (rowBegin a multiple
+/// of 8) and the batch tiles tileBegin..<tileEnd (tile t is tile t % tiles of image t / tiles).
+/// x NCHW [N, C, height, width]; y and residual NCHW [N, K, H', W']. bias and residual may be NULL;
+/// activation as in ck_conv_epilogue.
+void ck_winograd_conv(const float *packedU, int k, int c,
+                      const float *x, int height, int width, int pad,
+                      float *y, const float *bias, const float *residual, int activation,
+                      int rowBegin, int rowEnd, int tileBegin, int tileEnd, float *workspace);
 
 #ifdef __cplusplus
 }

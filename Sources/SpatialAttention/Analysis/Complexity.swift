@@ -4,11 +4,13 @@
 ///   and bias (running statistics are buffers), SE and ECA weights. SPSA has none.
 /// - MACs: every convolution's `K·(C/G)·kh·kw·H'·W'` and every fully connected layer's `in·out`,
 ///   plus one per output element of each BN and each ReLU/ReLU6 (whether or not the BN is folded
-///   and the ReLU fused); SE and ECA count their own fully connected / 1-D convolution MACs and
-///   SE's hidden ReLU. Pooling, additions, sigmoids, channel scaling and SPSA count zero.
+///   and the ReLU fused); SE and ECA count their own fully connected / 1-D convolution MACs, SE's
+///   hidden ReLU, and one per element for their channel scaling. Pooling, additions, sigmoids and
+///   SPSA count zero.
 ///
-/// This is the convention that gives ResNet-50 the papers' 4.11 G (4,109,906,944 on 224×224);
-/// docs/complexity.md compares every column of 001 Table 1 and 002 Tables 4 and 6 with it.
+/// This convention gives ResNet-50 the papers' 4.11 G (4,109,906,944 on 224×224) and reproduces
+/// every FLOPs entry of 001 Table 1 / 002 Table 4 to the two decimals printed there;
+/// docs/complexity.md compares each column.
 public struct Complexity: Sendable, Equatable, CustomStringConvertible {
     /// Learned parameters.
     public let parameters: Int

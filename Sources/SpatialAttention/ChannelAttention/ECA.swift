@@ -5,7 +5,8 @@
 /// output `s ⊙ x` (``ChannelAttention``).
 /// Reference: `z = mean_{h,w} x[n, :, h, w]`, `s[n, c] = σ(Σ_{j<k} w[j] · z[n, c + j − (k−1)/2])`,
 /// zero outside `0..<C`. Matches `Naive` `efficientChannelAttention` within `Tolerance` `.convolution`.
-/// Complexity: `k` parameters (3, 5, 5, 7 by stage: +80 on ResNet-50); `C·k` MACs per image.
+/// Complexity: `k` parameters (3, 5, 5, 7 by stage: +80 on ResNet-50); `C·k` MACs per image plus one
+/// per element for the scaling `s ⊙ x` (the papers' 4.12 G on ResNet-50; docs/complexity.md).
 public struct EfficientChannelAttention: ChannelAttention {
     public let channels: Int
     /// The 1-D filter, `k` taps.
@@ -47,6 +48,6 @@ public struct EfficientChannelAttention: ChannelAttention {
 
     public func multiplyAccumulates(for input: Shape) throws -> Int {
         _ = try outputShape(for: input)
-        return input.batch * channels * weight.count
+        return input.batch * channels * weight.count + input.count
     }
 }

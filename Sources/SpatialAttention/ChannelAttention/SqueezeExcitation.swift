@@ -4,8 +4,9 @@
 /// `Linear` weight each); output `s ⊙ x` (``ChannelAttention``).
 /// Reference: `z = mean_{h,w} x[n, :, h, w]`, `s = σ(W₂ · max(W₁ z, 0))`. Matches `Naive`
 /// `squeezeExcitation` within `Tolerance` `.convolution`.
-/// Complexity: `2·C²/r` parameters (reduction 16 on ResNet-50: +2,514,944); `2·C²/r` MACs per image
-/// plus one per hidden ReLU element (docs/complexity.md).
+/// Complexity: `2·C²/r` parameters (reduction 16 on ResNet-50: +2,514,944); `2·C²/r` MACs per image,
+/// one per hidden ReLU element and one per element for the scaling `s ⊙ x`, which reproduces the
+/// papers' SE columns (4.12 G on ResNet-50; docs/complexity.md).
 public struct SqueezeExcitation: ChannelAttention {
     public let channels: Int
     /// `C/r`, the bottleneck width.
@@ -48,6 +49,6 @@ public struct SqueezeExcitation: ChannelAttention {
 
     public func multiplyAccumulates(for input: Shape) throws -> Int {
         _ = try outputShape(for: input)
-        return input.batch * (2 * channels * hiddenChannels + hiddenChannels)
+        return input.batch * (2 * channels * hiddenChannels + hiddenChannels) + input.count
     }
 }

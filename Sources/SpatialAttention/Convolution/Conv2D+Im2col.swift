@@ -19,6 +19,8 @@ extension Conv2D {
             runDepthwise(x, shape: input, into: y, output: output, residual: residual, threads: threads)
         case .packed:
             runPacked(x, shape: input, into: y, output: output, residual: residual, threads: threads)
+        case .winograd:
+            runWinograd(x, shape: input, into: y, residual: residual, threads: threads)
         case .pointwise, .im2col:
             if BLAS.threads != threads { BLAS.threads = threads }
             if input.batch > 1 && output.pixels <= Self.batchedGEMMPixelLimit {

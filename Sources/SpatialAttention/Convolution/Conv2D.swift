@@ -34,6 +34,8 @@ public struct Conv2D: Layer {
     /// group `g` at `g·packedGroupStride`.
     let packedWeight: [Float]
     let packedGroupStride: Int
+    /// The Winograd-transformed filters for ``Algorithm/winograd`` (empty where it does not apply).
+    let winogradWeight: [Float]
 
     /// The kernels a convolution can run on. Tests and the benchmark loop over `allCases`.
     public enum Algorithm: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -47,6 +49,9 @@ public struct Conv2D: Layer {
         /// bias, residual and activation applied as the output is stored; the input is read directly
         /// (1×1 stride 1) or through im2col. AVX-512 micro-kernel; a portable scalar one elsewhere.
         case packed
+        /// Winograd F(2×2, 3×3) for 3×3, stride-1, dilation-1 dense layers: 16 GEMMs on filters
+        /// transformed when the layer is built, 2.25× fewer multiplications (`ck_winograd_conv`).
+        case winograd
 
         public var description: String { rawValue }
     }
@@ -57,6 +62,14 @@ public struct Conv2D: Layer {
     ///   `groups`, the window is invalid, `weight` is not `K·C/G·kh·kw` values or `bias` not `K`.
     public init(inputChannels: Int, outputChannels: Int, window: WindowGeometry, groups: Int = 1,
                 weight: [Float], bias: [Float]? = nil, activation: ActivationFunction = .identity) throws {
+        try self.init(inputChannels: inputChannels, outputChannels: outputChannels, window: window, groups: groups,
+                      weight: weight, bias: bias, activation: activation, packing: true)
+    }
+
+    /// `packing: false` skips the packed and Winograd filter copies: a layer that only describes
+    /// itself (``ModelName/layerTable(for:)``) and runs, if ever, on the OpenBLAS kernels.
+    init(inputChannels: Int, outputChannels: Int, window: WindowGeometry, groups: Int,
+         weight: [Float], bias: [Float]?, activation: ActivationFunction, packing: Bool) throws {
         guard inputChannels > 0, outputChannels > 0, groups > 0 else {
             throw ShapeError("convolution \(inputChannels)→\(outputChannels) channels in \(groups) groups: all must be ≥ 1")
         }
@@ -83,11 +96,13 @@ public struct Conv2D: Layer {
         self.bias = bias
         self.activation = activation
         let depthwise = groups == inputChannels && groups == outputChannels
-        let (packed, stride) = depthwise ? ([], 0) :
+        let (packed, stride) = depthwise || !packing ? ([], 0) :
             Self.pack(weight, groups: groups, rows: outputChannels / groups,
                       depth: inputChannels / groups * window.kernelHeight * window.kernelWidth)
         self.packedWeight = packed
         self.packedGroupStride = stride
+        self.winogradWeight = packing && Self.winogradApplies(window: window, groups: groups)
+            ? Self.winogradPack(weight, outputChannels: outputChannels, inputChannels: inputChannels) : []
     }
 
     /// A convolution with seeded Kaiming-normal filters (`std = √(2 / fan-in)`) and, when `bias`
@@ -132,15 +147,17 @@ public struct Conv2D: Layer {
         case .pointwise: return isPointwise
         case .im2col: return true
         case .depthwise: return isDepthwise
-        case .packed: return !isDepthwise
+        case .packed: return !isDepthwise && !packedWeight.isEmpty
+        case .winograd: return Self.winogradApplies(window: window, groups: groups) && !winogradWeight.isEmpty
         }
     }
 
-    /// The kernel the layer runs by default: depthwise for a depthwise layer; otherwise the packed
-    /// GEMM where its micro-kernel is vectorised (AVX-512 builds), else OpenBLAS (pointwise, im2col).
+    /// The kernel the layer runs by default: depthwise for a depthwise layer; where the packed
+    /// micro-kernel is vectorised (AVX-512 builds) Winograd for 3×3 stride-1 layers and the packed
+    /// GEMM for the others; else OpenBLAS (pointwise, im2col).
     public var preferredAlgorithm: Algorithm {
         if isDepthwise { return .depthwise }
-        if Self.packedKernelIsVectorized { return .packed }
+        if Self.packedKernelIsVectorized && supports(.packed) { return supports(.winograd) ? .winograd : .packed }
         return isPointwise ? .pointwise : .im2col
     }
 

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A fully connected layer over each image's flattened features, as PyTorch's
 /// `Linear(torch.flatten(x, 1))`.
 ///
@@ -56,9 +58,17 @@ public struct Linear: Layer {
                     if let bias {
                         for n in 0..<N { (dst + n * O).update(from: bias, count: O) }
                     }
-                    GEMM.multiply(m: N, n: O, k: I, a: px.baseAddress!, lda: I,
-                                  b: pw.baseAddress!, ldb: I, transposeB: true,
-                                  beta: bias == nil ? 0 : 1, c: dst, ldc: O)
+                    if N == 1 {
+                        // One image: a matrix-vector product streams the weights once (sgemm would
+                        // pack them first).
+                        // y starts as the bias or zeros (never relying on beta = 0 to ignore NaN garbage).
+                        if bias == nil { dst.update(repeating: 0, count: O) }
+                        ck_sgemv(Int32(O), Int32(I), 1, pw.baseAddress!, Int32(I), px.baseAddress!, 1, dst)
+                    } else {
+                        GEMM.multiply(m: N, n: O, k: I, a: px.baseAddress!, lda: I,
+                                      b: pw.baseAddress!, ldb: I, transposeB: true,
+                                      beta: bias == nil ? 0 : 1, c: dst, ldc: O)
+                    }
                 }
             }
         }

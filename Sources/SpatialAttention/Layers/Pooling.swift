@@ -22,11 +22,18 @@ public struct MaxPool2D: Layer {
     ///   (a window entirely in the padding would have no maximum).
     public func callAsFunction(_ x: Tensor, threads: Int?) throws -> Tensor {
         let out = try outputShape(for: x.shape)
-        // ck_max_pool: per output row, the maximum over each tap's valid column range.
+        // ck_max_pool: horizontal maxima of every row (through de-interleaved rows when strided), then
+        // vertical maxima; its workspace is per plane, on the calling thread's stack or heap.
         return poolPlanes(x, output: out, threads: threads) { src, dst, H, W, _, _ in
-            ck_max_pool(src, 1, Int32(H), Int32(W), Int32(window.kernelHeight), Int32(window.kernelWidth),
-                        Int32(window.paddingHeight), Int32(window.paddingWidth), Int32(window.strideHeight),
-                        Int32(window.strideWidth), Int32(window.dilationHeight), Int32(window.dilationWidth), dst)
+            let count = Int(ck_max_pool_workspace_count(Int32(H), Int32(W), Int32(window.kernelWidth),
+                                                        Int32(window.paddingWidth), Int32(window.strideWidth),
+                                                        Int32(window.dilationWidth)))
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { workspace in
+                ck_max_pool(src, 1, Int32(H), Int32(W), Int32(window.kernelHeight), Int32(window.kernelWidth),
+                            Int32(window.paddingHeight), Int32(window.paddingWidth), Int32(window.strideHeight),
+                            Int32(window.strideWidth), Int32(window.dilationHeight), Int32(window.dilationWidth),
+                            workspace.baseAddress!, dst)
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 /// every BN folded into its convolution and ReLU, residual additions and channel scaling fused into
 /// convolution epilogues. ``layerTable(for:)`` lists its layers with parameters and MACs in the
 /// papers' convention (docs/complexity.md). Matches the composition of `Naive` kernels
-/// (`Naive.model`) within `Tolerance` `.network`.
+/// (`Naive.resnet`, `Naive.mobileNetV2`, `Naive.shuffleNetV2`) within the tests' `Tolerance.network`.
 public struct Model: Layer {
     /// The registry name.
     public let name: ModelName
@@ -39,6 +39,13 @@ public struct Model: Layer {
     public init(name: ModelName, seed: UInt64) {
         var source = ParameterSource(seed: seed)
         // Random parameters always have the shapes the builder asks for, so the build cannot fail.
+        let stages = try! Self.stages(name, source: &source)
+        self.init(name: name, stages: stages, source: source)
+    }
+
+    /// A model of zeros that only describes its layers (no folding, no packed filters).
+    init(describing name: ModelName) {
+        var source = ParameterSource(describing: ())
         let stages = try! Self.stages(name, source: &source)
         self.init(name: name, stages: stages, source: source)
     }
@@ -109,6 +116,24 @@ public struct Model: Layer {
     /// docs/complexity.md). ResNet-50 on `[1, 3, 224, 224]`: 4,109,906,944 (the papers' 4.11 G).
     public func multiplyAccumulates(for input: Shape) throws -> Int {
         try layerTable(for: input).reduce(0) { $0 + $1.multiplyAccumulates }
+    }
+}
+
+extension ModelName {
+    /// The model's layers with output shapes, parameters and MACs for `input`, computed from the
+    /// architecture alone (no weights are drawn, folded or packed): the same rows as
+    /// ``Model/layerTable(for:)``.
+    ///
+    /// - Throws: ``ShapeError`` when `input` does not have 3 channels or is too small for the strides.
+    public func layerTable(for input: Shape) throws -> [LayerRecord] {
+        try Model(describing: self).layerTable(for: input)
+    }
+
+    /// Parameters and MACs of the model for `input` (``Complexity``), from the architecture alone.
+    ///
+    /// - Throws: ``ShapeError`` as ``layerTable(for:)``.
+    public func complexity(for input: Shape) throws -> Complexity {
+        Complexity(records: try layerTable(for: input))
     }
 }
 

@@ -72,12 +72,19 @@ struct ConvUnit: Sendable {
         let beta = source.take("\(normName).bias", shape: [K], .uniform(-0.1, 0.1))
         let mean = source.take("\(normName).running_mean", shape: [K], .uniform(-0.1, 0.1))
         let variance = source.take("\(normName).running_var", shape: [K], .uniform(0.5, 1.5))
-        let plain = try Conv2D(inputChannels: inputChannels, outputChannels: K, window: window, groups: groups,
-                               weight: weight, activation: spsaHeads == nil ? activation : .identity)
-        // A missing or mis-shaped name comes back as zeros (a finite fold: ε keeps 1/√var finite);
-        // the build throws once every name has been checked.
-        let norm = try BatchNorm(weight: gamma, bias: beta, runningMean: mean, runningVariance: variance)
-        self.convolution = try plain.folding(norm)
+        let fused = spsaHeads == nil ? activation : ActivationFunction.identity
+        if source.describing {
+            // Shapes only: no fold, no packed copies.
+            self.convolution = try Conv2D(inputChannels: inputChannels, outputChannels: K, window: window, groups: groups,
+                                          weight: weight, bias: beta, activation: fused, packing: false)
+        } else {
+            let plain = try Conv2D(inputChannels: inputChannels, outputChannels: K, window: window, groups: groups,
+                                   weight: weight, activation: fused)
+            // A missing or mis-shaped name comes back as zeros (a finite fold: ε keeps 1/√var finite);
+            // the build throws once every name has been checked.
+            let norm = try BatchNorm(weight: gamma, bias: beta, runningMean: mean, runningVariance: variance)
+            self.convolution = try plain.folding(norm)
+        }
         self.convolutionName = convolutionName
         self.normName = normName
         self.spsaName = spsaName

@@ -61,6 +61,8 @@ struct ParameterSource {
 
     private let provided: [String: ParameterTensor]?
     private var generator: SeededGenerator
+    /// True for a source of zeros that only describes a model's shapes (no packing, no folding).
+    let describing: Bool
     /// Every parameter handed out, by name.
     private(set) var collected: [String: ParameterTensor] = [:]
     /// The names in the order the builder asked for them.
@@ -72,12 +74,21 @@ struct ParameterSource {
     init(seed: UInt64) {
         provided = nil
         generator = SeededGenerator(seed: seed)
+        describing = false
     }
 
     /// A source reading `parameters`.
     init(parameters: [String: ParameterTensor]) {
         provided = parameters
         generator = SeededGenerator(seed: 0)
+        describing = false
+    }
+
+    /// A source of zeros for a model that only describes its layers.
+    init(describing: Void) {
+        provided = nil
+        generator = SeededGenerator(seed: 0)
+        self.describing = true
     }
 
     /// The values of parameter `name` of `shape`. For a missing or mis-shaped name, records the
@@ -85,6 +96,7 @@ struct ParameterSource {
     mutating func take(_ name: String, shape: [Int], _ initializer: Initializer) -> [Float] {
         let count = shape.reduce(1, *)
         order.append(name)
+        if describing { return [Float](repeating: 0, count: count) }
         if let provided {
             guard let tensor = provided[name] else {
                 missing.append(name)
