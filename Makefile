@@ -50,7 +50,7 @@ test-asan: deps
 # Under ThreadSanitizer the whole-model tests (composition against naive kernels, parameter counts,
 # weight files) took 270 of 337 s; they run single-threaded code covered by the three runs above,
 # so TSan runs the rest: kernels, layers, concurrency (many threads calling one model included), I/O.
-TSAN_SKIP ?= ResNetTests|WeightsTests|AttentionResNetTests|testOutOfCacheSize
+TSAN_SKIP ?= ResNetTests|WeightsTests|AttentionResNetTests
 
 test-tsan: deps
 	$(SWIFT) test -c release --scratch-path .build-tsan --sanitize=thread --disable-swift-testing \

@@ -67,3 +67,4 @@ void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines) 
     (void)p; (void)rows; (void)rowStride; (void)lines;
 #endif
 }
+

@@ -91,7 +91,8 @@ final class Conv2DTests: XCTestCase {
         for (c, k, window) in [(64, 64, WindowGeometry(kernel: 3, padding: 1)), (256, 128, WindowGeometry(kernel: 1)),
                                (128, 128, WindowGeometry(kernel: 3, stride: 2, padding: 1)),
                                (3, 64, WindowGeometry(kernel: 7, stride: 2, padding: 3)),
-                               (512, 1024, WindowGeometry(kernel: 1, stride: 2))] {
+                               (512, 1024, WindowGeometry(kernel: 1, stride: 2)),
+                               (512, 512, WindowGeometry(kernel: 3, padding: 1))] {  // Winograd at k = 4608
             let conv = try makeConv(c, k, window, activation: .relu, seed: UInt64(c + k))
             let x = seededTensor(Shape(2, c, 9, 9), seed: UInt64(k))
             try check(conv, x, algorithm: conv.preferredAlgorithm, threads: 2)

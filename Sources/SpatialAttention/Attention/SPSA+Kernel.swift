@@ -26,6 +26,10 @@ struct SPSAPlan {
 
     var channelsPerHead: Int { shape.channels / heads }
 
+    /// Memory-system choices, measured on this machine (docs/kernels.md); tests override them to
+    /// run every path on small tensors.
+    var tuning = Tuning.default
+
     /// 16-float vectors per NCHW chunk (measured in docs/kernels.md).
     static let chunkVectors = Int(ProcessInfo.processInfo.environment["SPSA_VECTORS"] ?? "") ?? 4
     /// Pixels per NCHW work item: 512 amortise the item's set-up.
@@ -35,21 +39,54 @@ struct SPSAPlan {
     /// Below this many elements one thread does the whole call: waking a Dispatch worker costs
     /// 20–40 µs on this VM (docs/kernels.md), more than it saves on a ~100 µs call.
     static let parallelThreshold = 1 << 19
-    /// Outputs of at least this many bytes are written with non-temporal stores.
-    static let streamingThreshold = Int(ProcessInfo.processInfo.environment["SPSA_STREAM"] ?? "") ?? 32 << 20
-    /// Tensors larger than this (bytes) are assumed out of L2 and get software prefetch.
-    static let prefetchThreshold = Int(ProcessInfo.processInfo.environment["SPSA_PREFETCH"] ?? "") ?? 2 << 20
+
+    /// Where the kernel changes how it uses the memory system. Environment variables override the
+    /// defaults for experiments (`SPSA_STREAM`, `SPSA_PREFETCH`, `SPSA_BLOCK`, in bytes).
+    struct Tuning {
+        /// Outputs of at least this many bytes are written with non-temporal stores. Off by default:
+        /// on this VM they ran 4× slower than ordinary stores on a 103 MB tensor (docs/kernels.md).
+        var streamingBytes: Int
+        /// Tensors larger than this are assumed out of L2 and get software prefetch.
+        var prefetchBytes: Int
+        /// The keys and outputs are computed block by block, a block being as many (image, head)
+        /// units (NCHW) or images (NHWC) as fit in this many bytes: pass 2 then re-reads x from the
+        /// last-level cache instead of DRAM.
+        var blockBytes: Int
+
+        static let `default` = Tuning(streamingBytes: environment("SPSA_STREAM") ?? .max,
+                                      prefetchBytes: environment("SPSA_PREFETCH") ?? 2 << 20,
+                                      blockBytes: environment("SPSA_BLOCK") ?? 8 << 20)
+
+        private static func environment(_ name: String) -> Int? {
+            Int(ProcessInfo.processInfo.environment[name] ?? "")
+        }
+    }
+
+    /// The units blocks are made of: (image, head) pairs for NCHW, images for NHWC.
+    var unitCount: Int { layout == .nchw ? shape.batch * heads : shape.batch }
 
     func run(source x: UnsafePointer<Float>, destination out: UnsafeMutablePointer<Float>, threads requested: Int) {
         let threads = shape.count < Self.parallelThreshold ? 1 : requested
-        let streaming = shape.count * 4 >= Self.streamingThreshold
-        let keys = SPSAKeys(plan: self, source: x, threads: threads)
+        let streaming = shape.count * 4 >= tuning.streamingBytes
+        let keys = SPSAKeys(plan: self)
         let power = SPSAPower(alpha: alpha)
-        switch (layout, Self.chunkVectors) {
-        case (.nhwc, _): runChannelsLast(x, out, keys: keys, power: power, threads: threads, streaming: streaming)
-        case (.nchw, 1): runChannelsFirst(OneVector.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
-        case (.nchw, 2): runChannelsFirst(TwoVectors.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
-        case (.nchw, _): runChannelsFirst(FourVectors.self, x, out, keys: keys, power: power, threads: threads, streaming: streaming)
+        let unitBytes = shape.count / unitCount * 4
+        let unitsPerBlock = max(1, tuning.blockBytes / unitBytes)
+        var first = 0
+        while first < unitCount {
+            let units = first..<min(unitCount, first + unitsPerBlock)
+            keys.compute(x, units: units, threads: threads)
+            switch (layout, Self.chunkVectors) {
+            case (.nhwc, _):
+                runChannelsLast(x, out, images: units, keys: keys, power: power, threads: threads, streaming: streaming)
+            case (.nchw, 1):
+                runChannelsFirst(OneVector.self, x, out, units: units, keys: keys, power: power, threads: threads, streaming: streaming)
+            case (.nchw, 2):
+                runChannelsFirst(TwoVectors.self, x, out, units: units, keys: keys, power: power, threads: threads, streaming: streaming)
+            case (.nchw, _):
+                runChannelsFirst(FourVectors.self, x, out, units: units, keys: keys, power: power, threads: threads, streaming: streaming)
+            }
+            first = units.upperBound
         }
         if streaming { ck_store_fence() }
     }
@@ -57,41 +94,54 @@ struct SPSAPlan {
     // MARK: NCHW: vectorised over pixels, a head's channel planes strided by H·W.
 
     private func runChannelsFirst<V: ChunkVectors>(
-        _ type: V.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, keys: SPSAKeys,
-        power: SPSAPower, threads: Int, streaming: Bool
+        _ type: V.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, units: Range<Int>,
+        keys: SPSAKeys, power: SPSAPower, threads: Int, streaming: Bool
     ) {
-        let (C, P, cph) = (shape.channels, shape.pixels, channelsPerHead)
+        let (P, cph) = (shape.pixels, channelsPerHead)
         // The last tile runs to the end of the plane, so every tile of a plane with ≥ 16 pixels has
         // ≥ 16 pixels and its last 16-pixel group can overlap its own earlier pixels (see below).
         let tiles = max(1, P / Self.tilePixels)
-        let prefetch = shape.count * 4 > Self.prefetchThreshold
-        Threads.forEach(shape.batch * heads * tiles, threads: threads) { item in
-            let tile = item % tiles, nh = item / tiles
-            let n = nh / heads, g = nh % heads
-            let plane = (n * C + g * cph) * P
+        let prefetch = shape.count * 4 > tuning.prefetchBytes
+        // Out of cache, the scaled write goes row by row over the whole tile (the tile, read by the
+        // moments, is still in L2): 64 long sequential store streams instead of 64 rows of one
+        // chunk at a time, whose reads-for-ownership missed (measured in docs/kernels.md).
+        let rowWise = prefetch
+        Threads.forEach(units.count * tiles, threads: threads) { item in
+            let tile = item % tiles, unit = units.lowerBound + item / tiles
+            // Unit n·heads + g starts at channel n·C + g·cph = unit·cph.
+            let plane = unit * cph * P
             let (source, destination) = (x + plane, out + plane)
-            let key = keys.head(n, g)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: V.width) { weightBuffer in
-                let weights = weightBuffer.baseAddress!
+            let key = keys.head(unit)
+            // Chunk weights, or (row-wise) the weights of the whole tile (< 2 tiles long) and, at
+            // its end, one 16-pixel group's.
+            let capacity = rowWise ? 2 * Self.tilePixels + 16 : V.width
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: capacity) { weightBuffer in
+                let buffer = weightBuffer.baseAddress!
                 guard P >= 16 else {
-                    smallPlane(source, destination, key: key, power: power, weights: weights)
+                    smallPlane(source, destination, key: key, power: power, weights: buffer)
                     return
                 }
                 let start = tile * Self.tilePixels, end = tile == tiles - 1 ? P : start + Self.tilePixels
+                // Where the weights of the pixels from `p` on go.
+                func weights(at p: Int) -> UnsafeMutablePointer<Float> { rowWise ? buffer + (p - start) : buffer }
                 var p = start
                 while end - p >= V.width {
                     if prefetch && p + Self.tilePixels + V.width <= P {
                         // Out of cache, a chunk's channel rows are more concurrent streams than the
                         // hardware prefetcher follows: fetch the same chunk of the next tile into L2,
-                        // a whole tile of work (~10 µs) ahead of its use.
+                        // a whole tile of work (~10 µs) ahead of its use. (Prefetching the output
+                        // lines with intent to write as well measured slower: docs/kernels.md.)
                         ck_prefetch_rows(source + p + Self.tilePixels, Int32(cph), P, Int32(V.count))
                     }
-                    correlation(V.self, source + p, stride: P, key: key, into: weights)
-                    power.weights(weights, count: V.width, reverse: reverse)
-                    if streaming {
-                        ck_scale_rows_stream(destination + p, source + p, weights, Int32(cph), Int32(V.width), P)
-                    } else {
-                        scale(V.self, source + p, destination + p, stride: P, weights: weights)
+                    let w = weights(at: p)
+                    correlation(V.self, source + p, stride: P, key: key, into: w)
+                    power.weights(w, count: V.width, reverse: reverse)
+                    if !rowWise {
+                        if streaming {
+                            ck_scale_rows_stream(destination + p, source + p, w, Int32(cph), Int32(V.width), P)
+                        } else {
+                            scale(V.self, source + p, destination + p, stride: P, weights: w)
+                        }
                     }
                     p += V.width
                 }
@@ -101,18 +151,39 @@ struct SPSAPlan {
                     // the overlapped lanes are computed (from values possibly already scaled, in
                     // place) and dropped.
                     let group = min(p, end - 16)
-                    correlation(OneVector.self, source + group, stride: P, key: key, into: weights)
-                    power.weights(weights, count: 16, reverse: reverse)
-                    if group == p {
-                        scale(OneVector.self, source + p, destination + p, stride: P, weights: weights)
+                    let w = rowWise ? buffer + 2 * Self.tilePixels : buffer
+                    correlation(OneVector.self, source + group, stride: P, key: key, into: w)
+                    power.weights(w, count: 16, reverse: reverse)
+                    if rowWise {
+                        for j in (p - group)..<16 { buffer[group - start + j] = w[j] }
+                    } else if group == p {
+                        scale(OneVector.self, source + p, destination + p, stride: P, weights: w)
                     } else {
-                        scaleColumns(source + group, destination + group, stride: P, weights: weights,
+                        scaleColumns(source + group, destination + group, stride: P, weights: w,
                                      from: p - group, to: 16)
                     }
                     p = group + 16
                 }
+                if rowWise {
+                    if streaming {
+                        ck_scale_rows_stream(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P)
+                    } else {
+                        for c in 0..<cph {
+                            scaleRow(source + c * P + start, destination + c * P + start, weights: buffer, count: end - start)
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// `out[j] = x[j]·w[j]` for `j < count`.
+    @inline(__always)
+    private func scaleRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                          weights w: UnsafePointer<Float>, count: Int) {
+        var j = 0
+        while j + 16 <= count { out.storeVector(x.loadVector(j) * w.loadVector(j), j); j += 16 }
+        while j < count { out[j] = x[j] * w[j]; j += 1 }
     }
 
     /// Correlation (or cosine) of the `16·V` pixels of a chunk with the head's key, into `corr`:
@@ -175,17 +246,17 @@ struct SPSAPlan {
 
     // MARK: NHWC: a pixel's channel vector is contiguous; moments per pixel, weights per 64 pixels.
 
-    private func runChannelsLast(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, keys: SPSAKeys,
-                                 power: SPSAPower, threads: Int, streaming: Bool) {
+    private func runChannelsLast(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, images: Range<Int>,
+                                 keys: SPSAKeys, power: SPSAPower, threads: Int, streaming: Bool) {
         let (C, P, cph) = (shape.channels, shape.pixels, channelsPerHead)
         let groups = (P + Self.pixelGroup - 1) / Self.pixelGroup
-        Threads.forEach(shape.batch * groups, threads: threads) { item in
-            let n = item / groups, start = (item % groups) * Self.pixelGroup
+        Threads.forEach(images.count * groups, threads: threads) { item in
+            let n = images.lowerBound + item / groups, start = (item % groups) * Self.pixelGroup
             let count = min(P, start + Self.pixelGroup) - start
             withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.pixelGroup) { weightBuffer in
                 let weights = weightBuffer.baseAddress!
                 for g in 0..<heads {
-                    let key = keys.head(n, g)
+                    let key = keys.head(n * heads + g)
                     for j in 0..<count {
                         weights[j] = pixelCorrelation(x + (n * P + start + j) * C + g * cph, key: key)
                     }

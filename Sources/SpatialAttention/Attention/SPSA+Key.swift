@@ -45,7 +45,8 @@ final class SPSAKeys: @unchecked Sendable {
     private var degenerate: [Bool]
     private var sums: [Float]
 
-    init(plan: SPSAPlan, source x: UnsafePointer<Float>, threads: Int) {
+    /// Storage for every key of the call; ``compute(_:units:threads:)`` fills them block by block.
+    init(plan: SPSAPlan) {
         self.plan = plan
         let (N, C) = (plan.shape.batch, plan.shape.channels)
         storage = .allocate(capacity: N * C)
@@ -53,12 +54,6 @@ final class SPSAKeys: @unchecked Sendable {
         inverseNorms = [Float](repeating: 0, count: N * plan.heads)
         degenerate = [Bool](repeating: false, count: N * plan.heads)
         sums = [Float](repeating: 0, count: N * plan.heads)
-        // means[n·C + c] = mean_p x[n,c,p], accumulated as shift + mean_p (x[n,c,p] − shift).
-        switch plan.layout {
-        case .nchw: shiftedMeansChannelsFirst(x, threads: threads)
-        case .nhwc: shiftedMeansChannelsLast(x, threads: threads)
-        }
-        finish(x)
     }
 
     deinit {
@@ -66,11 +61,26 @@ final class SPSAKeys: @unchecked Sendable {
         means.deallocate()
     }
 
+    /// The keys of `units` (``SPSAPlan/unitCount``: (image, head) pairs n·heads + g for NCHW,
+    /// images for NHWC), from one read of their part of x.
+    func compute(_ x: UnsafePointer<Float>, units: Range<Int>, threads: Int) {
+        // means[n·C + c] = mean_p x[n,c,p], accumulated as shift + mean_p (x[n,c,p] − shift).
+        switch plan.layout {
+        case .nchw:
+            let cph = plan.channelsPerHead
+            shiftedMeansChannelsFirst(x, rows: (units.lowerBound * cph)..<(units.upperBound * cph), threads: threads)
+            finish(heads: units)
+        case .nhwc:
+            shiftedMeansChannelsLast(x, images: units, threads: threads)
+            finish(heads: (units.lowerBound * plan.heads)..<(units.upperBound * plan.heads))
+        }
+    }
+
+    /// Head `n·heads + g`: its key starts at channel `n·C + g·cph`, i.e. at `index · cph`.
     @inline(__always)
-    func head(_ n: Int, _ g: Int) -> Head {
-        let i = n * plan.heads + g
-        return Head(values: UnsafePointer(storage + n * plan.shape.channels + g * plan.channelsPerHead),
-                    inverseNorm: inverseNorms[i], degenerate: degenerate[i], sum: sums[i])
+    func head(_ index: Int) -> Head {
+        Head(values: UnsafePointer(storage + index * plan.channelsPerHead),
+             inverseNorm: inverseNorms[index], degenerate: degenerate[index], sum: sums[index])
     }
 
     // Both layouts sum x − s in Float over short runs (4 values a lane in NCHW, 8 pixels a lane in
@@ -82,27 +92,31 @@ final class SPSAKeys: @unchecked Sendable {
     /// `Σ_{i<16} p[i·stride + lane]` for 16 lanes, as a balanced tree (exact for equal values).
     @inline(__always)
     private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> FloatVector {
-        var level = (0..<8).map { p.loadVector(2 * $0 * stride) + p.loadVector((2 * $0 + 1) * stride) }
-        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
-        return level[0]
+        @inline(__always) func pair(_ i: Int) -> FloatVector { p.loadVector(2 * i * stride) + p.loadVector((2 * i + 1) * stride) }
+        return ((pair(0) + pair(1)) + (pair(2) + pair(3))) + ((pair(4) + pair(5)) + (pair(6) + pair(7)))
     }
 
     /// `Σ_{i<16} p[i·stride]` as a balanced tree (exact for equal values).
     @inline(__always)
     private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> Float {
-        var level = (0..<8).map { p[2 * $0 * stride] + p[(2 * $0 + 1) * stride] }
-        while level.count > 1 { level = (0..<(level.count / 2)).map { level[2 * $0] + level[2 * $0 + 1] } }
-        return level[0]
+        @inline(__always) func pair(_ i: Int) -> Float { p[2 * i * stride] + p[(2 * i + 1) * stride] }
+        return ((pair(0) + pair(1)) + (pair(2) + pair(3))) + ((pair(4) + pair(5)) + (pair(6) + pair(7)))
     }
 
-    private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, threads: Int) {
+    /// The 16 lanes of `a` in Double, folded to 8 (low half + high half).
+    @inline(__always)
+    private static func widened(_ a: FloatVector) -> SIMD8<Double> {
+        SIMD8<Double>(a.lowHalf) + SIMD8<Double>(a.highHalf)
+    }
+
+    private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, rows: Range<Int>, threads: Int) {
         let P = plan.shape.pixels
-        let rows = plan.shape.batch * plan.shape.channels
         let means = self.means
         let rowsPerItem = 8, pixelBlock = 256
         let exact = plan.channelsPerHead <= 4
-        Threads.forEach((rows + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
-            for row in (item * rowsPerItem)..<min(rows, (item + 1) * rowsPerItem) {
+        Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
+            let first = rows.lowerBound + item * rowsPerItem
+            for row in first..<min(rows.upperBound, first + rowsPerItem) {
                 let r = x + row * P
                 // Exact mode needs no shift: x − 0 is exact and the Double sum holds it.
                 let shift: Float = exact ? 0 : (P >= 16 ? r.loadVector(0).treeSum / 16 : r[0])
@@ -117,7 +131,7 @@ final class SPSAKeys: @unchecked Sendable {
                     var p = 0
                     while p + 16 <= P {
                         let v = r.loadVector(p) - s
-                        lanes += SIMD8<Double>(v.lowHalf) + SIMD8<Double>(v.highHalf)
+                        lanes += Self.widened(v)
                         p += 16
                     }
                     while p < P { tail += Double(r[p] - shift); p += 1 }
@@ -136,8 +150,14 @@ final class SPSAKeys: @unchecked Sendable {
                     // The 64 lanes (4 values each) are widened before they are combined: a Float
                     // tree over them rounded at the block sum's magnitude (measured 4.5e-8 in a
                     // mean of 784 normals), which a 2-channel key of small norm turns into 1.5e-5.
-                    for a in [a0, a1, a2, a3] {
-                        lanes += SIMD8<Double>(a.lowHalf) + SIMD8<Double>(a.highHalf)
+                    // (Four statements, not a loop over `[a0, a1, a2, a3]`: that array literal was
+                    // heap-allocated per block, a third of the key pass on [1, 128, 28, 28].)
+                    // a1…a3 stay zero in a block of < 64 pixels (small planes: 7×7, 14×14).
+                    lanes += Self.widened(a0)
+                    if end - p0 >= 64 {
+                        lanes += Self.widened(a1)
+                        lanes += Self.widened(a2)
+                        lanes += Self.widened(a3)
                     }
                     while p < end { tail += Double(r[p] - shift); p += 1 }
                     p0 = end
@@ -147,15 +167,15 @@ final class SPSAKeys: @unchecked Sendable {
         }
     }
 
-    private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, threads: Int) {
-        let (N, C, P) = (plan.shape.batch, plan.shape.channels, plan.shape.pixels)
+    private func shiftedMeansChannelsLast(_ x: UnsafePointer<Float>, images: Range<Int>, threads: Int) {
+        let (C, P) = (plan.shape.channels, plan.shape.pixels)
         let means = self.means
         // Heads of ≤ 4 channels add every pixel, unshifted, in Double (see the NCHW pass).
         let exact = plan.channelsPerHead <= 4
         let block = 64, pixelBlock = exact ? 1 : 8
         let blocks = (C + block - 1) / block
-        Threads.forEach(N * blocks, threads: threads) { item in
-            let n = item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
+        Threads.forEach(images.count * blocks, threads: threads) { item in
+            let n = images.lowerBound + item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
             let first = x + n * P * C + c0
             var total = [Double](repeating: 0, count: width)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { buffer in
@@ -193,36 +213,33 @@ final class SPSAKeys: @unchecked Sendable {
     /// Turns channel means into the centred (or raw) key of each head, in Double: `cph` values a head.
     /// The reductions use four independent accumulators: with one, a 512-channel head spent 2 µs
     /// waiting on the add latency (measured on `[1, 512, 7, 7]`).
-    private func finish(_ x: UnsafePointer<Float>) {
-        let (C, cph) = (plan.shape.channels, plan.channelsPerHead)
+    private func finish(heads: Range<Int>) {
+        let cph = plan.channelsPerHead
         withUnsafeTemporaryAllocation(of: Double.self, capacity: cph) { buffer in
             let shifted = buffer.baseAddress!
-            for n in 0..<plan.shape.batch {
-                for g in 0..<plan.heads {
-                    let base = n * C + g * cph
-                    // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
-                    // give exactly zero.
-                    let origin = plan.centered ? means[base] : 0
-                    var m = SIMD4<Double>()
-                    for j in 0..<cph {
-                        let value = means[base + j] - origin
-                        shifted[j] = value
-                        m[j & 3] += value
-                    }
-                    let mean = plan.centered ? (m[0] + m[1] + m[2] + m[3]) / Double(cph) : 0
-                    var squares = SIMD4<Double>(), sums = SIMD4<Double>()
-                    for j in 0..<cph {
-                        let k = Float(shifted[j] - mean)
-                        storage[base + j] = k
-                        squares[j & 3] += Double(k) * Double(k)
-                        sums[j & 3] += Double(k)
-                    }
-                    let squaredNorm = squares.sum()
-                    let i = n * plan.heads + g
-                    self.sums[i] = Float(sums.sum())
-                    degenerate[i] = squaredNorm == 0
-                    inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
+            for i in heads {
+                let base = i * cph
+                // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
+                // give exactly zero.
+                let origin = plan.centered ? means[base] : 0
+                var m = SIMD4<Double>()
+                for j in 0..<cph {
+                    let value = means[base + j] - origin
+                    shifted[j] = value
+                    m[j & 3] += value
                 }
+                let mean = plan.centered ? (m[0] + m[1] + m[2] + m[3]) / Double(cph) : 0
+                var squares = SIMD4<Double>(), sums = SIMD4<Double>()
+                for j in 0..<cph {
+                    let k = Float(shifted[j] - mean)
+                    storage[base + j] = k
+                    squares[j & 3] += Double(k) * Double(k)
+                    sums[j & 3] += Double(k)
+                }
+                let squaredNorm = squares.sum()
+                self.sums[i] = Float(sums.sum())
+                degenerate[i] = squaredNorm == 0
+                inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
             }
         }
     }
