@@ -12,7 +12,8 @@ struct ApplyCommand: ParsableCommand {
         from a whole model's state_dict: `apply se --weights resnet50_se.safetensors --prefix \
         layer1.0.se.` reads layer1.0.se.fc1.weight and layer1.0.se.fc2.weight.
         """,
-        subcommands: [SPSACommand.self, ApplySE.self, ApplyECA.self, ApplyConvolution.self]
+        subcommands: [SPSACommand.self, ApplyGSA.self, ApplySASA.self, ApplyAttention.self, ApplySE.self,
+                      ApplyECA.self, ApplyConvolution.self]
     )
 }
 

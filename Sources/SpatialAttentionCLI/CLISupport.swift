@@ -113,9 +113,27 @@ struct ParameterFile {
     func tensor(_ name: String, required: Bool = true) throws -> NDArray? {
         if let array = contents.tensors[prefix + name] { return array }
         guard required else { return nil }
+        throw CommandError("\(path): no tensor '\(prefix + name)'; the file has: \(listing)")
+    }
+
+    /// The module a library loader (`init(parameters:prefix:…)`) builds from the file's tensors under
+    /// the prefix.
+    ///
+    /// - Throws: what `load` throws; its ``ParameterError`` as a ``CommandError`` naming the file
+    ///   and, when a tensor is missing, listing the tensors the file has.
+    func module<Module>(_ load: (_ parameters: [String: ParameterTensor], _ prefix: String) throws -> Module) throws -> Module {
+        do {
+            return try load(contents.tensors.mapValues(ParameterTensor.init), prefix)
+        } catch let error as ParameterError {
+            throw CommandError("\(path): \(error)" + (error.missing.isEmpty ? "" : "\nthe file has: \(listing)"))
+        }
+    }
+
+    /// The file's first tensor names (up to 12, then the count), for messages.
+    private var listing: String {
         let names = contents.names
         let listed = names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", … (\(names.count))" : "")
-        throw CommandError("\(path): no tensor '\(prefix + name)'; the file has: \(listed.isEmpty ? "nothing" : listed)")
+        return listed.isEmpty ? "nothing" : listed
     }
 }
 

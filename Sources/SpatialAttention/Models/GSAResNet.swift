@@ -253,22 +253,12 @@ struct AttentionModuleUnit: Sendable {
     /// A GSA module over `channels` (8 heads, `dk = dv = channels/8`, `L = extent`) with parameters
     /// `block.gsa.qkv.weight` `[3·channels, channels, 1, 1]` (query, key, value rows in that order),
     /// `block.gsa.rel_rows` / `rel_columns` `[2L − 1, dk]` (vertical / horizontal offsets: the column /
-    /// row passes) and `block.gsa.norm.*` `[channels]`.
+    /// row passes) and `block.gsa.norm.*` `[channels]`, taken by the loader of
+    /// ``GSA/init(parameters:prefix:heads:extent:components:strict:)``.
     static func gsa(block: String, channels C: Int, extent: Int, source: inout ParameterSource) throws -> AttentionModuleUnit {
-        let name = "\(block).gsa", dk = C / 8, rows = 2 * extent - 1
-        let qkv = source.take("\(name).qkv.weight", shape: [3 * C, C, 1, 1], .kaiming(fanIn: C))
-        let bound = (3 / Float(dk)).squareRoot()
-        let rc = source.take("\(name).rel_rows", shape: [rows, dk], .uniform(-bound, bound))
-        let rr = source.take("\(name).rel_columns", shape: [rows, dk], .uniform(-bound, bound))
-        let norm = try GSA.Normalization(
-            weight: source.take("\(name).norm.weight", shape: [C], .uniform(0.5, 1.0)),
-            bias: source.take("\(name).norm.bias", shape: [C], .uniform(-0.1, 0.1)),
-            runningMean: source.take("\(name).norm.running_mean", shape: [C], .uniform(-0.1, 0.1)),
-            runningVariance: source.take("\(name).norm.running_var", shape: [C], .uniform(0.5, 1.5)))
-        let gsa = try GSA(channels: C, heads: 8, extent: extent,
-                          queryWeight: Array(qkv[0..<(C * C)]), keyWeight: Array(qkv[(C * C)..<(2 * C * C)]),
-                          valueWeight: Array(qkv[(2 * C * C)...]), columnEmbedding: rc, rowEmbedding: rr,
-                          normalization: norm)
+        let name = "\(block).gsa"
+        let gsa = try GSA.load(prefix: name + ".", channels: C, innerChannels: C, heads: 8, extent: extent,
+                               components: .all, source: &source)
         return AttentionModuleUnit(module: .gsa(gsa), name: name, kind: "GSA 8 heads L=\(extent)")
     }
 }

@@ -132,6 +132,17 @@ struct ParameterSource {
         return values
     }
 
+    /// Whether the caller's tensors include `name` (always false for seeded and describing sources).
+    func provides(_ name: String) -> Bool { provided?[name] != nil }
+
+    /// The values of the optional tensor `name` of `shape` when the caller's tensors include it (a
+    /// mis-shaped one is recorded as ``take(_:shape:_:)`` records it); nil when they do not, and always
+    /// for seeded and describing sources, which build modules without their optional tensors.
+    mutating func takeIfProvided(_ name: String, shape: [Int]) -> [Float]? {
+        guard provides(name) else { return nil }
+        return take(name, shape: shape, .uniform(0, 0))
+    }
+
     /// Throws ``ParameterError`` when a name was missing or mis-shaped, or (when `strict`) a provided
     /// name was never asked for. `*.num_batches_tracked` (a BN counter, unused at inference) is
     /// always ignored.

@@ -5,17 +5,12 @@ extension AttentionModuleUnit {
     /// border neighbours excluded from the softmax. Parameters `block.sasa.query_conv.weight`,
     /// `key_conv.weight`, `value_conv.weight` `[channels, channels, 1, 1]` (the names of the common
     /// PyTorch port) and `block.sasa.rel_h` / `rel_w` `[7, dk/2]` (row- and column-offset embeddings,
-    /// shared across heads; docs/sasa.md explains how they differ from that port's).
+    /// shared across heads; docs/sasa.md explains how they differ from that port's), taken by the
+    /// loader of ``SASA/init(parameters:prefix:heads:kernelSize:boundary:strict:)``.
     static func sasa(block: String, channels C: Int, source: inout ParameterSource) throws -> AttentionModuleUnit {
-        let name = "\(block).sasa", k = 7, half = C / 8 / 2
-        let q = source.take("\(name).query_conv.weight", shape: [C, C, 1, 1], .kaiming(fanIn: C))
-        let key = source.take("\(name).key_conv.weight", shape: [C, C, 1, 1], .kaiming(fanIn: C))
-        let v = source.take("\(name).value_conv.weight", shape: [C, C, 1, 1], .kaiming(fanIn: C))
-        let bound = (3 / Float(2 * half)).squareRoot()
-        let rows = source.take("\(name).rel_h", shape: [k, half], .uniform(-bound, bound))
-        let columns = source.take("\(name).rel_w", shape: [k, half], .uniform(-bound, bound))
-        let sasa = try SASA(channels: C, heads: 8, kernelSize: k, queryWeight: q, keyWeight: key, valueWeight: v,
-                            rowEmbedding: rows, columnEmbedding: columns)
+        let name = "\(block).sasa"
+        let sasa = try SASA.load(prefix: name + ".", channels: C, keyChannels: C, valueChannels: C, heads: 8,
+                                 kernelSize: 7, boundary: .excluded, source: &source)
         return AttentionModuleUnit(module: .sasa(sasa), name: name, kind: "SASA k=7 8 heads")
     }
 }
