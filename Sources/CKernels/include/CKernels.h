@@ -47,6 +47,11 @@ void ck_copy(float *dst, const float *src, ptrdiff_t count);
 /// (prefetcht1): far enough ahead that L1 could not hold them until use.
 void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 
+/// `Σ_{p < count} (row[p] − shift)` for SPSA's key: Float partial sums in 64 lanes over blocks of
+/// `block` values (a multiple of 16; 256 gives 4 values a lane), each block's lanes added into
+/// Double, the tail of each block added in Double (docs/kernels.md, numerics).
+double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block);
+
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);
 

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -103,16 +104,10 @@ final class SPSAKeys: @unchecked Sendable {
         return ((pair(0) + pair(1)) + (pair(2) + pair(3))) + ((pair(4) + pair(5)) + (pair(6) + pair(7)))
     }
 
-    /// The 16 lanes of `a` in Double, folded to 8 (low half + high half).
-    @inline(__always)
-    private static func widened(_ a: FloatVector) -> SIMD8<Double> {
-        SIMD8<Double>(a.lowHalf) + SIMD8<Double>(a.highHalf)
-    }
-
     private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, rows: Range<Int>, threads: Int) {
         let P = plan.shape.pixels
         let means = self.means
-        let rowsPerItem = 8, pixelBlock = 256
+        let rowsPerItem = 8
         let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             let first = rows.lowerBound + item * rowsPerItem
@@ -120,49 +115,15 @@ final class SPSAKeys: @unchecked Sendable {
                 let r = x + row * P
                 // Exact mode needs no shift: x − 0 is exact and the Double sum holds it.
                 let shift: Float = exact ? 0 : (P >= 16 ? r.loadVector(0).treeSum / 16 : r[0])
-                let s = FloatVector(repeating: shift)
-                var lanes = SIMD8<Double>(), tail = 0.0
-                var p0 = 0
-                if exact {
-                    // Heads of ≤ 4 channels: a key of small norm is likely, and the correlation's
-                    // direction then amplifies any rounding of the means, even that of x − s in
-                    // Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x
-                    // added in Double; measured with 2 channels a head).
-                    var p = 0
-                    while p + 16 <= P {
-                        let v = r.loadVector(p) - s
-                        lanes += Self.widened(v)
-                        p += 16
-                    }
-                    while p < P { tail += Double(r[p] - shift); p += 1 }
-                    p0 = P
-                }
-                while p0 < P {
-                    let end = min(P, p0 + pixelBlock)
-                    var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
-                    var p = p0
-                    while p + 64 <= end {
-                        a0 += r.loadVector(p) - s; a1 += r.loadVector(p + 16) - s
-                        a2 += r.loadVector(p + 32) - s; a3 += r.loadVector(p + 48) - s
-                        p += 64
-                    }
-                    while p + 16 <= end { a0 += r.loadVector(p) - s; p += 16 }
-                    // The 64 lanes (4 values each) are widened before they are combined: a Float
-                    // tree over them rounded at the block sum's magnitude (measured 4.5e-8 in a
-                    // mean of 784 normals), which a 2-channel key of small norm turns into 1.5e-5.
-                    // (Four statements, not a loop over `[a0, a1, a2, a3]`: that array literal was
-                    // heap-allocated per block, a third of the key pass on [1, 128, 28, 28].)
-                    // a1…a3 stay zero in a block of < 64 pixels (small planes: 7×7, 14×14).
-                    lanes += Self.widened(a0)
-                    if end - p0 >= 64 {
-                        lanes += Self.widened(a1)
-                        lanes += Self.widened(a2)
-                        lanes += Self.widened(a3)
-                    }
-                    while p < end { tail += Double(r[p] - shift); p += 1 }
-                    p0 = end
-                }
-                means[row] = Double(shift) + (lanes.sum() + tail) / Double(P)
+                // Float runs of 4 values a lane over 256-pixel blocks, the 64 lanes widened to Double
+                // before they are combined: a Float tree over them rounded at the block sum's
+                // magnitude (measured 4.5e-8 in a mean of 784 normals), which a 2-channel key of
+                // small norm turns into 1.5e-5. Heads of ≤ 4 channels: a key of small norm is likely,
+                // and the correlation's direction then amplifies any rounding of the means, even that
+                // of x − s in Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x
+                // added in Double; measured with 2 channels a head): blocks of 16, one value a lane.
+                let sum = ck_shifted_sum(r, P, shift, exact ? 16 : 256)
+                means[row] = Double(shift) + sum / Double(P)
             }
         }
     }
