@@ -148,8 +148,19 @@ struct AnyScalingLayer {
     let macs: (Shape) throws -> Int
 
     init(_ g: GSA) { run = { try g($0, threads: $1) }; macs = g.multiplyAccumulates }
-    /// SPSA counts 0 MACs in the papers' convention: its GFLOP/s column shows "–".
-    init(_ s: SPSA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
+    /// SPSA counts 0 MACs in the papers' convention: its GFLOP/s column shows "–". It writes into
+    /// an output reused from call to call (`apply(to:into:)`, as a network reuses its activation
+    /// buffers): a fresh 51 MB array at s = 224 cost more in page faults than the kernel itself.
+    init(_ s: SPSA) {
+        final class Output: @unchecked Sendable { var tensor: Tensor? }
+        let output = Output()
+        run = { x, threads in
+            if output.tensor?.shape != x.shape || output.tensor?.layout != x.layout { output.tensor = x.nanFilledLike() }
+            try s.apply(to: x, into: &output.tensor!, threads: threads)
+            return output.tensor!
+        }
+        macs = s.multiplyAccumulates
+    }
     init(_ s: SASA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
     init(_ a: NonLocal) { run = { try a($0, threads: $1) }; macs = a.multiplyAccumulates }
 
