@@ -45,3 +45,24 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
     }
     return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) + tail;
 }
+
+typedef float ck_f4 __attribute__((vector_size(16)));
+
+// Σ of 16 values as a balanced tree: exact for 16 equal values.
+static inline float ck_tree_sum16(ck_f16 v) {
+    ck_f8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+              __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    ck_f4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *row = x + r * count;
+        // The shift: the mean of the row's first 16 values (its first value when shorter); none
+        // in exact mode, where every value is added in Double.
+        const float shift = exact ? 0.0f : (count >= 16 ? ck_tree_sum16(ck_load16(row)) / 16 : row[0]);
+        const double sum = ck_shifted_sum(row, count, shift, exact ? 16 : 256);
+        means[r] = (double)shift + sum / (double)count;
+    }
+}

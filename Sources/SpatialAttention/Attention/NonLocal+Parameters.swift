@@ -31,11 +31,7 @@ extension NonLocal {
                 outputProjection: Bool = true, residual: Bool = true, strict: Bool = true) throws {
         let names = ModuleParameters(module: "NonLocal", parameters: parameters, prefix: prefix)
         let required = ["theta.weight", "phi.weight", "g.weight"] + (outputProjection ? ["W.0.weight"] : [])
-        func projection(_ name: String) throws -> [Int] {
-            try names.shape(of: name, expected: "[d, C, 1, 1]", required: required) {
-                $0.count == 4 && $0[0] > 0 && $0[1] > 0 && $0[2] == 1 && $0[3] == 1
-            }
-        }
+        func projection(_ name: String) throws -> [Int] { try names.projectionShape(of: name, required: required) }
         let query = try projection("theta.weight"), value = try projection("g.weight")
         self = try names.load(strict: strict) { source in
             try NonLocal.load(prefix: prefix, channels: query[1], keyChannels: query[0], valueChannels: value[0],

@@ -26,11 +26,7 @@ extension SASA {
                 boundary: Boundary = .excluded, strict: Bool = true) throws {
         let names = ModuleParameters(module: "SASA", parameters: parameters, prefix: prefix)
         let required = ["query_conv.weight", "key_conv.weight", "value_conv.weight", "rel_h", "rel_w"]
-        func projection(_ name: String) throws -> [Int] {
-            try names.shape(of: name, expected: "[d, C, 1, 1]", required: required) {
-                $0.count == 4 && $0[0] > 0 && $0[1] > 0 && $0[2] == 1 && $0[3] == 1
-            }
-        }
+        func projection(_ name: String) throws -> [Int] { try names.projectionShape(of: name, required: required) }
         let query = try projection("query_conv.weight"), value = try projection("value_conv.weight")
         self = try names.load(strict: strict) { source in
             try SASA.load(prefix: prefix, channels: query[1], keyChannels: query[0], valueChannels: value[0],

@@ -196,10 +196,29 @@ struct SPSAPlan {
         let s = centered ? V(loading: x) : V()
         // Pointer increments, not `x + c·stride`: the checked multiply cost a few percent a row.
         var row = x, k = key.values
-        for _ in 0..<channelsPerHead {
+        var c = 0
+        if V.count <= 2 {
+            // Narrow chunks have too few independent sums to hide the add latency: a second set
+            // takes the odd channels (16-pixel groups were a quarter of [1, 512, 7, 7]).
+            var q1 = V(), d1 = V(), a1 = V()
+            while c + 2 <= channelsPerHead {
+                V.accumulate(row, shift: s, key: FloatVector(repeating: k[0]), sum: &a, squares: &q, dots: &d)
+                V.accumulate(row + stride, shift: s, key: FloatVector(repeating: k[1]), sum: &a1, squares: &q1, dots: &d1)
+                row += 2 * stride
+                k += 2
+                c += 2
+            }
+            for i in 0..<V.count {
+                a[i] += a1[i]
+                q[i] += q1[i]
+                d[i] += d1[i]
+            }
+        }
+        while c < channelsPerHead {
             V.accumulate(row, shift: s, key: FloatVector(repeating: k.pointee), sum: &a, squares: &q, dots: &d)
             row += stride
             k += 1
+            c += 1
         }
         V.finish(sum: a, squares: q, dots: d, count: channelsPerHead, centered: centered, key: key, into: corr)
     }

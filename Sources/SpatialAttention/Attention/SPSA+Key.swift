@@ -111,20 +111,15 @@ final class SPSAKeys: @unchecked Sendable {
         let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             let first = rows.lowerBound + item * rowsPerItem
-            for row in first..<min(rows.upperBound, first + rowsPerItem) {
-                let r = x + row * P
-                // Exact mode needs no shift: x − 0 is exact and the Double sum holds it.
-                let shift: Float = exact ? 0 : (P >= 16 ? r.loadVector(0).treeSum / 16 : r[0])
-                // Float runs of 4 values a lane over 256-pixel blocks, the 64 lanes widened to Double
-                // before they are combined: a Float tree over them rounded at the block sum's
-                // magnitude (measured 4.5e-8 in a mean of 784 normals), which a 2-channel key of
-                // small norm turns into 1.5e-5. Heads of ≤ 4 channels: a key of small norm is likely,
-                // and the correlation's direction then amplifies any rounding of the means, even that
-                // of x − s in Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x
-                // added in Double; measured with 2 channels a head): blocks of 16, one value a lane.
-                let sum = ck_shifted_sum(r, P, shift, exact ? 16 : 256)
-                means[row] = Double(shift) + sum / Double(P)
-            }
+            // Float runs of 4 values a lane over 256-pixel blocks, the 64 lanes widened to Double
+            // before they are combined: a Float tree over them rounded at the block sum's magnitude
+            // (measured 4.5e-8 in a mean of 784 normals), which a 2-channel key of small norm turns
+            // into 1.5e-5. Heads of ≤ 4 channels: a key of small norm is likely, and the
+            // correlation's direction then amplifies any rounding of the means, even that of x − s
+            // in Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x added in
+            // Double; measured with 2 channels a head): every x is added in Double, unshifted.
+            ck_shifted_means(x + first * P, min(rows.upperBound, first + rowsPerItem) - first, P, exact ? 1 : 0,
+                             means + first)
         }
     }
 
@@ -172,8 +167,6 @@ final class SPSAKeys: @unchecked Sendable {
     }
 
     /// Turns channel means into the centred (or raw) key of each head, in Double: `cph` values a head.
-    /// The reductions use four independent accumulators: with one, a 512-channel head spent 2 µs
-    /// waiting on the add latency (measured on `[1, 512, 7, 7]`).
     private func finish(heads: Range<Int>) {
         let cph = plan.channelsPerHead
         withUnsafeTemporaryAllocation(of: Double.self, capacity: cph) { buffer in
@@ -183,26 +176,34 @@ final class SPSAKeys: @unchecked Sendable {
                 // k_c − k_c0 (correlation) or k_c (cosine): relative to the first channel, equal keys
                 // give exactly zero.
                 let origin = plan.centered ? means[base] : 0
-                var m = SIMD4<Double>()
-                for j in 0..<cph {
-                    let value = means[base + j] - origin
-                    shifted[j] = value
-                    m[j & 3] += value
-                }
-                let mean = plan.centered ? (m[0] + m[1] + m[2] + m[3]) / Double(cph) : 0
-                var squares = SIMD4<Double>(), sums = SIMD4<Double>()
+                for j in 0..<cph { shifted[j] = means[base + j] - origin }
+                let mean = plan.centered ? Self.sum(UnsafePointer(shifted), count: cph) / Double(cph) : 0
                 for j in 0..<cph {
                     let k = Float(shifted[j] - mean)
                     storage[base + j] = k
-                    squares[j & 3] += Double(k) * Double(k)
-                    sums[j & 3] += Double(k)
+                    shifted[j] = Double(k)  // ‖kc‖² and Σkc are those of the key as stored
                 }
-                let squaredNorm = squares.sum()
-                self.sums[i] = Float(sums.sum())
-                degenerate[i] = squaredNorm == 0
-                inverseNorms[i] = Float(1 / squaredNorm.squareRoot())
+                let squares = Self.sum(UnsafePointer(shifted), count: cph) { $0 * $0 }
+                self.sums[i] = Float(Self.sum(UnsafePointer(shifted), count: cph))
+                degenerate[i] = squares == 0
+                inverseNorms[i] = Float(1 / squares.squareRoot())
             }
         }
+    }
+
+    /// `Σ term(values[j])` over `j < count` with four independent accumulators: with one, a 512-channel head spent
+    /// 2 µs waiting on the add latency (measured on `[1, 512, 7, 7]`).
+    @inline(__always)
+    private static func sum(_ values: UnsafePointer<Double>, count: Int,
+                            of term: (Double) -> Double = { $0 }) -> Double {
+        var (s0, s1, s2, s3) = (0.0, 0.0, 0.0, 0.0)
+        var j = 0
+        while j + 4 <= count {
+            s0 += term(values[j]); s1 += term(values[j + 1]); s2 += term(values[j + 2]); s3 += term(values[j + 3])
+            j += 4
+        }
+        while j < count { s0 += term(values[j]); j += 1 }
+        return (s0 + s1) + (s2 + s3)
     }
 }
 

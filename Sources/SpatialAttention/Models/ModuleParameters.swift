@@ -20,6 +20,13 @@ struct ModuleParameters {
         tensors = parameters.filter { $0.key.hasPrefix(prefix) }
     }
 
+    /// The shape `[d, C, 1, 1]` of a 1×1 projection's weight `name`, checked as ``shape(of:expected:required:where:)``.
+    func projectionShape(of name: String, required: [String]) throws -> [Int] {
+        try shape(of: name, expected: "[d, C, 1, 1]", required: required) {
+            $0.count == 4 && $0[0] > 0 && $0[1] > 0 && $0[2] == 1 && $0[3] == 1
+        }
+    }
+
     /// The shape of the tensor `prefix + name`, from which the loader reads sizes.
     ///
     /// - Parameters:
