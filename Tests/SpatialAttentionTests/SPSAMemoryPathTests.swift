@@ -10,7 +10,7 @@ final class SPSAMemoryPathTests: XCTestCase {
     private static let tunings: [(String, SPSAPlan.Tuning)] = [
         ("default", .default),
         ("row-wise, prefetch", .init(streamingBytes: .max, prefetchBytes: 0, blockBytes: .max)),
-        ("streaming stores", .init(streamingBytes: 0, prefetchBytes: .max, blockBytes: .max)),
+        ("streaming stores (NCHW)", .init(streamingBytes: 0, prefetchBytes: .max, blockBytes: .max)),
         ("row-wise, streaming", .init(streamingBytes: 0, prefetchBytes: 0, blockBytes: .max)),
         ("one unit a block", .init(streamingBytes: .max, prefetchBytes: 0, blockBytes: 1)),
         ("two units a block", .init(streamingBytes: 0, prefetchBytes: .max, blockBytes: 0)),  // set per shape

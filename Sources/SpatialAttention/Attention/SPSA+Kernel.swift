@@ -43,8 +43,11 @@ struct SPSAPlan {
     /// Where the kernel changes how it uses the memory system. Environment variables override the
     /// defaults for experiments (`SPSA_STREAM`, `SPSA_PREFETCH`, `SPSA_BLOCK`, in bytes).
     struct Tuning {
-        /// Outputs of at least this many bytes are written with non-temporal stores. Off by default:
-        /// on this VM they ran 4× slower than ordinary stores on a 103 MB tensor (docs/kernels.md).
+        /// NCHW outputs of at least this many bytes are written with non-temporal stores, row by row
+        /// over each tile. Measured on this VM (docs/kernels.md): 20–35% faster than ordinary stores
+        /// at 12.8 MB and more, 15–25% slower at 3.2 MB (the output fits the last-level cache), and
+        /// 4× slower when they were written a 64-pixel chunk at a time. NHWC never streams: its
+        /// per-pixel writes ran 2× slower with them.
         var streamingBytes: Int
         /// Tensors larger than this are assumed out of L2 and get software prefetch.
         var prefetchBytes: Int
@@ -53,7 +56,7 @@ struct SPSAPlan {
         /// last-level cache instead of DRAM.
         var blockBytes: Int
 
-        static let `default` = Tuning(streamingBytes: environment("SPSA_STREAM") ?? .max,
+        static let `default` = Tuning(streamingBytes: environment("SPSA_STREAM") ?? 8 << 20,
                                       prefetchBytes: environment("SPSA_PREFETCH") ?? 2 << 20,
                                       blockBytes: environment("SPSA_BLOCK") ?? 8 << 20)
 
@@ -67,7 +70,7 @@ struct SPSAPlan {
 
     func run(source x: UnsafePointer<Float>, destination out: UnsafeMutablePointer<Float>, threads requested: Int) {
         let threads = shape.count < Self.parallelThreshold ? 1 : requested
-        let streaming = shape.count * 4 >= tuning.streamingBytes
+        let streaming = layout == .nchw && shape.count * 4 >= tuning.streamingBytes
         let keys = SPSAKeys(plan: self)
         let power = SPSAPower(alpha: alpha)
         let unitBytes = shape.count / unitCount * 4
@@ -78,7 +81,7 @@ struct SPSAPlan {
             keys.compute(x, units: units, threads: threads)
             switch (layout, Self.chunkVectors) {
             case (.nhwc, _):
-                runChannelsLast(x, out, images: units, keys: keys, power: power, threads: threads, streaming: streaming)
+                runChannelsLast(x, out, images: units, keys: keys, power: power, threads: threads)
             case (.nchw, 1):
                 runChannelsFirst(OneVector.self, x, out, units: units, keys: keys, power: power, threads: threads, streaming: streaming)
             case (.nchw, 2):
@@ -104,8 +107,9 @@ struct SPSAPlan {
         let prefetch = shape.count * 4 > tuning.prefetchBytes
         // Out of cache, the scaled write goes row by row over the whole tile (the tile, read by the
         // moments, is still in L2): 64 long sequential store streams instead of 64 rows of one
-        // chunk at a time, whose reads-for-ownership missed (measured in docs/kernels.md).
-        let rowWise = prefetch
+        // chunk at a time, whose reads-for-ownership missed (measured in docs/kernels.md). Streaming
+        // stores only pay off in such long runs.
+        let rowWise = prefetch || streaming
         Threads.forEach(units.count * tiles, threads: threads) { item in
             let tile = item % tiles, unit = units.lowerBound + item / tiles
             // Unit n·heads + g starts at channel n·C + g·cph = unit·cph.
@@ -136,13 +140,7 @@ struct SPSAPlan {
                     let w = weights(at: p)
                     correlation(V.self, source + p, stride: P, key: key, into: w)
                     power.weights(w, count: V.width, reverse: reverse)
-                    if !rowWise {
-                        if streaming {
-                            ck_scale_rows_stream(destination + p, source + p, w, Int32(cph), Int32(V.width), P)
-                        } else {
-                            scale(V.self, source + p, destination + p, stride: P, weights: w)
-                        }
-                    }
+                    if !rowWise { scale(V.self, source + p, destination + p, stride: P, weights: w) }
                     p += V.width
                 }
                 while p < end {
@@ -266,7 +264,7 @@ struct SPSAPlan {
     // MARK: NHWC: a pixel's channel vector is contiguous; moments per pixel, weights per 64 pixels.
 
     private func runChannelsLast(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, images: Range<Int>,
-                                 keys: SPSAKeys, power: SPSAPower, threads: Int, streaming: Bool) {
+                                 keys: SPSAKeys, power: SPSAPower, threads: Int) {
         let (C, P, cph) = (shape.channels, shape.pixels, channelsPerHead)
         let groups = (P + Self.pixelGroup - 1) / Self.pixelGroup
         Threads.forEach(images.count * groups, threads: threads) { item in
@@ -283,11 +281,7 @@ struct SPSAPlan {
                     power.weights(weights, count: Self.pixelGroup, reverse: reverse)
                     for j in 0..<count {
                         let offset = (n * P + start + j) * C + g * cph
-                        if streaming {
-                            ck_scale_stream(out + offset, x + offset, weights[j], cph)
-                        } else {
-                            scaleRow(x + offset, out + offset, weights[j])
-                        }
+                        scaleRow(x + offset, out + offset, weights[j])
                     }
                 }
             }
