@@ -5,14 +5,17 @@ import Foundation
 //
 // Cost model: SPSA is memory-bound. The kernel reads x once for the keys (pass 1, SPSA+Key.swift),
 // then, per chunk of pixels small enough to stay in L1, computes the per-pixel moments and writes the
-// scaled output (pass 2): x leaves DRAM twice and the output is written once (3 × bytes of x, the
-// "effective bandwidth" of the benchmark). Out of cache, the output goes through non-temporal stores
-// (ck_scale_rows_stream) so that writing it does not first read it.
+// scaled output (pass 2): x is read twice and the output written once (3 × bytes of x, the
+// "effective bandwidth" of the benchmark). Both passes run block by block (``SPSAPlan/Tuning``) so
+// that out of cache the second read comes from the last-level cache; there the output is written
+// row by row over each tile, through non-temporal stores (ck_scale_rows_stream) for large NCHW
+// outputs, so that writing it does not first read it.
 //
-// Numerics: moments are shifted sums. The key of channel c is accumulated as Σ_p (x[c,p] − x[c,0])
-// and each pixel's moments over d = x[c,p] − x[c0,p], so a large common offset (x + 1000) cancels
-// exactly in the subtraction instead of swamping the sums, and a constant pixel gives exactly zero
-// deviations: the degenerate rule `‖xc‖ = 0 ⇒ corr = 0` is exact, not a threshold.
+// Numerics: moments are shifted sums. The key of channel c is accumulated as Σ_p (x[c,p] − s_c), s_c
+// the mean of the channel's first 16 pixels, and each pixel's moments over d = x[c,p] − x[c0,p], so a
+// large common offset (x + 1000) cancels exactly in the subtraction instead of swamping the sums, and
+// a constant pixel gives exactly zero deviations: the degenerate rule `‖xc‖ = 0 ⇒ corr = 0` is exact,
+// not a threshold.
 
 /// The work of one SPSA call: shape, heads and options resolved, ready to run on raw storage.
 struct SPSAPlan {
