@@ -10,14 +10,14 @@ typedef float ck_f16_unaligned __attribute__((vector_size(64), aligned(4)));
 typedef float ck_f8 __attribute__((vector_size(32)));
 typedef double ck_d8 __attribute__((vector_size(64)));
 
-static inline ck_f16 ck_load16(const float *p) { return *(const ck_f16_unaligned *)p; }
+// Macros rather than functions: a function taking or returning a 64-byte vector draws -Wpsabi in
+// builds without AVX-512 (its calling convention would depend on the target).
+#define CK_LOAD16(p) (*(const ck_f16_unaligned *)(p))
 
 // The 16 lanes of `a` in Double, folded to 8 (low half + high half).
-static inline ck_d8 ck_widen(ck_f16 a) {
-    ck_f8 low = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
-    ck_f8 high = __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    return __builtin_convertvector(low, ck_d8) + __builtin_convertvector(high, ck_d8);
-}
+#define CK_WIDEN(a)                                                                           \
+    (__builtin_convertvector(__builtin_shufflevector((a), (a), 0, 1, 2, 3, 4, 5, 6, 7), ck_d8) + \
+     __builtin_convertvector(__builtin_shufflevector((a), (a), 8, 9, 10, 11, 12, 13, 14, 15), ck_d8))
 
 double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block) {
     const ck_f16 s = (ck_f16){0} + shift;
@@ -28,17 +28,17 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
         ck_f16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         ptrdiff_t p = start;
         for (; p + 64 <= end; p += 64) {
-            a0 += ck_load16(row + p) - s;
-            a1 += ck_load16(row + p + 16) - s;
-            a2 += ck_load16(row + p + 32) - s;
-            a3 += ck_load16(row + p + 48) - s;
+            a0 += CK_LOAD16(row + p) - s;
+            a1 += CK_LOAD16(row + p + 16) - s;
+            a2 += CK_LOAD16(row + p + 32) - s;
+            a3 += CK_LOAD16(row + p + 48) - s;
         }
-        for (; p + 16 <= end; p += 16) a0 += ck_load16(row + p) - s;
-        lanes += ck_widen(a0);
+        for (; p + 16 <= end; p += 16) a0 += CK_LOAD16(row + p) - s;
+        lanes += CK_WIDEN(a0);
         if (end - start >= 64) {  // a1…a3 stay zero in a shorter block
-            lanes += ck_widen(a1);
-            lanes += ck_widen(a2);
-            lanes += ck_widen(a3);
+            lanes += CK_WIDEN(a1);
+            lanes += CK_WIDEN(a2);
+            lanes += CK_WIDEN(a3);
         }
         for (; p < end; p++) tail += (double)(row[p] - shift);
         start = end;
@@ -48,8 +48,9 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
 
 typedef float ck_f4 __attribute__((vector_size(16)));
 
-// Σ of 16 values as a balanced tree: exact for 16 equal values.
-static inline float ck_tree_sum16(ck_f16 v) {
+// Σ of p[0..<16] as a balanced tree: exact for 16 equal values.
+static inline float ck_tree_sum16(const float *p) {
+    const ck_f16 v = CK_LOAD16(p);
     ck_f8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
     ck_f4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
@@ -61,7 +62,7 @@ void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact
         const float *row = x + r * count;
         // The shift: the mean of the row's first 16 values (its first value when shorter); none
         // in exact mode, where every value is added in Double.
-        const float shift = exact ? 0.0f : (count >= 16 ? ck_tree_sum16(ck_load16(row)) / 16 : row[0]);
+        const float shift = exact ? 0.0f : (count >= 16 ? ck_tree_sum16(row) / 16 : row[0]);
         const double sum = ck_shifted_sum(row, count, shift, exact ? 16 : 256);
         means[r] = (double)shift + sum / (double)count;
     }
