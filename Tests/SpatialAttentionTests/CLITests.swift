@@ -38,8 +38,11 @@ final class CLITests: XCTestCase {
         process.executableURL = try executable()
         process.arguments = arguments
         let capture = NSTemporaryDirectory() + "spatial-cli-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: capture + ".out", contents: nil)
-        FileManager.default.createFile(atPath: capture + ".err", contents: nil)
+        for path in [capture + ".out", capture + ".err"] {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+            }
+        }
         defer {
             try? FileManager.default.removeItem(atPath: capture + ".out")
             try? FileManager.default.removeItem(atPath: capture + ".err")
