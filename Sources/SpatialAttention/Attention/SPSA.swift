@@ -103,14 +103,9 @@ public struct SPSA: Layer, Hashable {
     public func callAsFunction(_ x: Tensor, threads: Int?) throws -> Tensor {
         // The kernel writes every element (the tests fill outputs with NaN to check it), so the
         // output is not zeroed first: that would be one more full write of the tensor.
-        let plan = try makePlan(for: x.shape, layout: x.layout)
-        let scalars = [Float](unsafeUninitializedCapacity: x.shape.count) { buffer, initialized in
-            x.scalars.withUnsafeBufferPointer { source in
-                plan.run(source: source.baseAddress!, destination: buffer.baseAddress!, threads: Threads.resolve(threads))
-            }
-            initialized = x.shape.count
-        }
-        return Tensor(unchecked: x.shape, layout: x.layout, scalars: scalars)
+        var output = Tensor.uninitialized(shape: x.shape, layout: x.layout)
+        try apply(to: x, into: &output, threads: threads)
+        return output
     }
 
     /// Writes SPSA of `x` into `output`, which must have the shape and layout of `x`.
