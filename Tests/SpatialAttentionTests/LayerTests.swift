@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class LayerTests: XCTestCase {
+    // Scratch buffers and uninitialised outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     private func uniform(_ count: Int, _ lower: Float, _ upper: Float, seed: UInt64) -> [Float] {
         var g = SeededGenerator(seed: seed)
         return (0..<count).map { _ in RandomDistribution.uniform(lower: lower, upper: upper).sample(using: &g) }
