@@ -51,7 +51,8 @@ final class Conv2DTests: XCTestCase {
     }
 
     func testChannelsAcrossVectorWidthWithResidualAndActivations() throws {
-        try withEvery("C", in: [1, 3, 15, 16, 17]) { c in
+        // C = 33: a 3×3 layer 297 deep crosses the packed kernels' 256-deep block with K = 17 rows.
+        try withEvery("C", in: [1, 3, 15, 16, 17, 33]) { c in
             try withEvery("K", in: [1, 16, 17]) { k in
                 try withEvery("activation", in: ActivationFunction.allCases) { f in
                     // 1×1 (pointwise, packed), 3×3 stride 2 (im2col, packed) and 3×3 stride 1 (Winograd):
