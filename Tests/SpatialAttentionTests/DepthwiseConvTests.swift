@@ -5,8 +5,9 @@ import XCTest
 
 /// The depthwise kernel (`ck_depthwise_conv`) against the naive convolution: the fused activation,
 /// the residual epilogue (the activation must follow the addition), output rows wider than the
-/// 16-float vector, and the MobileNetV2 planes that split over two threads. Conv2DTests covers
-/// depthwise layers only at 4 channels, no activation and no residual.
+/// 16-float vector, and the MobileNetV2 planes that split over two threads. Conv2DTests reaches the
+/// depthwise kernel only at 4 channels (no activation, no residual) and at 1 channel (C = K = 1 is
+/// depthwise: rows of at most 10 floats, one thread).
 final class DepthwiseConvTests: XCTestCase {
     override func setUp() { Scratch.poisonsBuffers = true }
     override func tearDown() { Scratch.poisonsBuffers = false }
