@@ -29,7 +29,7 @@ public struct Tolerance: Sendable, CustomStringConvertible {
 
     /// Checks `actual` against `expected` element by element (logical NCHW order).
     /// Returns nil when every element is within tolerance; otherwise the first failure.
-    /// NaN matches NaN (a NaN input must give NaN); NaN against a number fails.
+    /// NaN matches NaN (a NaN input must give NaN) and ±∞ the same infinity; NaN or ∞ against a number fails.
     public func firstMismatch(_ actual: Tensor, _ expected: ReferenceTensor) -> Mismatch? {
         guard actual.shape == expected.shape else {
             return Mismatch(index: [], actual: .nan, expected: .nan, maxAbsolute: .infinity,
@@ -44,8 +44,11 @@ public struct Tolerance: Sendable, CustomStringConvertible {
             if a.isNaN && e.isNaN { continue }
             if a.isInfinite && e.isInfinite && a.sign == e.sign { continue }
             let err = abs(a - e)
+            // An infinite expected value is matched only by the same infinity (above): without the
+            // isInfinite checks `err ≤ atol + rtol·|e|` reads `∞ ≤ ∞` and a finite (or opposite)
+            // result would pass.
             let within = err <= absolute + relative * abs(e)
-            if !within || a.isNaN || e.isNaN {
+            if !within || a.isNaN || e.isNaN || a.isInfinite || e.isInfinite {
                 if first == nil { first = i }
             }
             if err.isFinite {

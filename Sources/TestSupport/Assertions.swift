@@ -22,10 +22,18 @@ private func contextSuffix() -> String {
 /// Asserts that `actual` matches the Double reference `expected` within `tolerance`: checks the shape
 /// first, then `|a − e| ≤ atol + rtol·|e|` for every element; on failure names the first failing
 /// multi-index, both values, the max abs/rel error, the shape and the sweep combination.
+///
+/// NaN matches NaN, so a reference with no finite element makes a comparison that cannot fail (a
+/// network that overflowed in both twins passed this way): that fails too, unless the test means it
+/// (`expectingNonFinite`, a NaN input that spreads to every output).
 public func assertClose(
-    _ actual: Tensor, _ expected: ReferenceTensor, tolerance: Tolerance,
+    _ actual: Tensor, _ expected: ReferenceTensor, tolerance: Tolerance, expectingNonFinite: Bool = false,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
+    if !expectingNonFinite, !expected.values.isEmpty, !expected.values.contains(where: \.isFinite) {
+        XCTFail("every expected value of \(expected.shape) is NaN or ±∞: the comparison cannot fail" +
+                "\(contextSuffix()) \(message())", file: file, line: line)
+    }
     if let mismatch = tolerance.firstMismatch(actual, expected) {
         XCTFail("\(mismatch) (\(tolerance))\(contextSuffix()) \(message())", file: file, line: line)
     }
@@ -43,10 +51,11 @@ public func assertClose(
 
 /// Asserts that two Float32 tensors agree within `tolerance` (fast vs fast: layouts, thread counts).
 public func assertClose(
-    _ actual: Tensor, _ expected: Tensor, tolerance: Tolerance,
+    _ actual: Tensor, _ expected: Tensor, tolerance: Tolerance, expectingNonFinite: Bool = false,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
-    assertClose(actual, ReferenceTensor(expected), tolerance: tolerance, message(), file: file, line: line)
+    assertClose(actual, ReferenceTensor(expected), tolerance: tolerance, expectingNonFinite: expectingNonFinite,
+                message(), file: file, line: line)
 }
 
 /// Asserts that `body` throws a ``ShapeError`` whose message contains every string in `mentioning`.

@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class ChannelAttentionTests: XCTestCase {
+    // Scratch buffers and uninitialised outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     private func normal(_ count: Int, std: Float, seed: UInt64) -> [Float] {
         var g = SeededGenerator(seed: seed)
         return (0..<count).map { _ in RandomDistribution.normal(mean: 0, standardDeviation: std).sample(using: &g) }

@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class Conv2DTests: XCTestCase {
+    // Scratch buffers and uninitialised outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     /// A convolution with seeded weights and bias.
     private func makeConv(_ c: Int, _ k: Int, _ window: WindowGeometry, groups: Int = 1,
                           activation: ActivationFunction = .identity, seed: UInt64) throws -> Conv2D {
@@ -47,10 +51,14 @@ final class Conv2DTests: XCTestCase {
     }
 
     func testChannelsAcrossVectorWidthWithResidualAndActivations() throws {
-        try withEvery("C", in: [1, 3, 15, 16, 17]) { c in
+        // C = 33: a 3×3 layer 297 deep crosses the packed kernels' 256-deep block with K = 17 rows.
+        try withEvery("C", in: [1, 3, 15, 16, 17, 33]) { c in
             try withEvery("K", in: [1, 16, 17]) { k in
                 try withEvery("activation", in: ActivationFunction.allCases) { f in
-                    for window in [WindowGeometry(kernel: 1), WindowGeometry(kernel: 3, stride: 2, padding: 1)] {
+                    // 1×1 (pointwise, packed), 3×3 stride 2 (im2col, packed) and 3×3 stride 1 (Winograd):
+                    // K = 1, 16, 17 on both sides of the packed kernels' 8-row tile.
+                    for window in [WindowGeometry(kernel: 1), WindowGeometry(kernel: 3, stride: 2, padding: 1),
+                                   WindowGeometry(kernel: 3, padding: 1)] {
                         let conv = try makeConv(c, k, window, activation: f, seed: UInt64(c * 31 + k))
                         let x = seededTensor(Shape(3, c, 9, 10), seed: UInt64(c + k), scale: 2)
                         let residual = seededTensor(try conv.outputShape(for: x.shape), seed: 99)
@@ -86,8 +94,11 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
-    func testResNet50ConvolutionShapes() throws {
-        // Real channel counts on small planes (the naive convolution in Double is slow).
+    func testResNet50ConvolutionShapesOnEveryAlgorithm() throws {
+        // Real channel counts on small planes (the naive convolution in Double is slow). Every kernel
+        // that applies, not only the preferred one: the baseline build prefers OpenBLAS and would
+        // otherwise never run the packed and Winograd kernels past one 256-deep block, the native
+        // build never OpenBLAS on these shapes.
         for (c, k, window) in [(64, 64, WindowGeometry(kernel: 3, padding: 1)), (256, 128, WindowGeometry(kernel: 1)),
                                (128, 128, WindowGeometry(kernel: 3, stride: 2, padding: 1)),
                                (3, 64, WindowGeometry(kernel: 7, stride: 2, padding: 3)),
@@ -95,7 +106,15 @@ final class Conv2DTests: XCTestCase {
                                (512, 512, WindowGeometry(kernel: 3, padding: 1))] {  // Winograd at k = 4608
             let conv = try makeConv(c, k, window, activation: .relu, seed: UInt64(c + k))
             let x = seededTensor(Shape(2, c, 9, 9), seed: UInt64(k))
-            try check(conv, x, algorithm: conv.preferredAlgorithm, threads: 2)
+            let expected = try Naive.conv2d(ReferenceTensor(x), conv)
+            var ran: [Conv2D.Algorithm] = []
+            for algorithm in Conv2D.Algorithm.allCases where conv.supports(algorithm) {
+                var y = try Tensor(shape: expected.shape, repeating: .nan)
+                try conv.apply(x, into: &y, algorithm: algorithm, threads: 2)
+                assertClose(y, expected, tolerance: .convolution, "\(c)→\(k) \(window) \(algorithm)")
+                ran.append(algorithm)
+            }
+            XCTAssertTrue(ran.contains(.packed) && ran.contains(.im2col), "\(c)→\(k) \(window): \(ran)")
         }
     }
 

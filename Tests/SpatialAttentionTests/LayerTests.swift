@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class LayerTests: XCTestCase {
+    // Scratch buffers and uninitialised outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     private func uniform(_ count: Int, _ lower: Float, _ upper: Float, seed: UInt64) -> [Float] {
         var g = SeededGenerator(seed: seed)
         return (0..<count).map { _ in RandomDistribution.uniform(lower: lower, upper: upper).sample(using: &g) }
@@ -95,6 +99,30 @@ final class LayerTests: XCTestCase {
             assertClose(y, Naive.activation(ReferenceTensor(x), f), tolerance: .exact)
             XCTAssertTrue(y[1, 2, 3, 4].isNaN)
             XCTAssertEqual(try Activation(f).multiplyAccumulates(for: x.shape), f == .identity ? 0 : x.shape.count)
+        }
+    }
+
+    func testTwoThreadPassesOnResNet50ShapesMatchNaiveAndOneThread() throws {
+        // The other tests' inputs are under ParallelWork's 2¹⁷-element threshold a piece, so BN and
+        // the pools never split over threads there. These are ResNet-50's own shapes, above 2·2¹⁷.
+        let bn = try BatchNorm(weight: uniform(64, 0.5, 1.5, seed: 21), bias: uniform(64, -1, 1, seed: 22),
+                               runningMean: uniform(64, -1, 1, seed: 23), runningVariance: uniform(64, 0.1, 3, seed: 24))
+        let stem = seededTensor(Shape(2, 64, 56, 56), layout: .nhwc, seed: 25)
+        let pool = MaxPool2D(window: WindowGeometry(kernel: 3, stride: 2, padding: 1))
+        let conv1 = seededTensor(Shape(1, 64, 112, 112), seed: 26)
+        let features = seededTensor(Shape(4, 2048, 7, 7), seed: 27, offset: 0.5)
+        let cases: [(String, Tensor, (Int) throws -> Tensor, ReferenceTensor, Tolerance)] = [
+            ("BN", stem, { try bn(stem, threads: $0) }, Naive.batchNorm(ReferenceTensor(stem), bn), .convolution),
+            ("max pool", conv1, { try pool(conv1, threads: $0) },
+             try Naive.maxPool(ReferenceTensor(conv1), window: pool.window), .exact),
+            ("GAP", features, { try GlobalAveragePool()(features, threads: $0) },
+             Naive.globalAveragePool(ReferenceTensor(features)), .convolution),
+        ]
+        for (name, x, layer, expected, tolerance) in cases {
+            let two = try layer(2)
+            XCTAssertEqual(two.layout, x.layout, name)
+            assertClose(two, expected, tolerance: tolerance, name)
+            assertClose(two, try layer(1), tolerance: .exact, "\(name): one thread against two")
         }
     }
 

@@ -76,7 +76,8 @@ final class NonLocalTests: XCTestCase {
         let module = try NonLocal(channels: 4, seed: 1)
         var x = seededTensor(Shape(1, 4, 3, 3), seed: 2)
         x[0, 2, 1, 1] = .nan
-        assertClose(try module(x), try Naive.attention(x, module: module), tolerance: .attention)
+        // Every query attends to the NaN key: every output is NaN.
+        assertClose(try module(x), try Naive.attention(x, module: module), tolerance: .attention, expectingNonFinite: true)
     }
 
     func testParameterAndMACCounts() throws {
@@ -96,5 +97,16 @@ final class NonLocalTests: XCTestCase {
         assertThrowsShapeError(try NonLocal(channels: 2, heads: 1, scale: 1, residual: false, queryWeight: [1, 2],
                                             keyWeight: [1, 2], valueWeight: [1, 2], queryBias: [1, 2]),
                                mentioning: ["query bias"])
+        // Paths no test reached before: key weight not matching the query weight, a half-given output
+        // projection, key channels not a multiple of heads.
+        assertThrowsShapeError(try NonLocal(channels: 2, heads: 1, scale: 1, residual: false, queryWeight: [1, 2],
+                                            keyWeight: [1, 2, 3, 4], valueWeight: [1, 2]),
+                               mentioning: ["key [4]", "query [2]"])
+        assertThrowsShapeError(try NonLocal(channels: 2, heads: 1, scale: 1, residual: false, queryWeight: [1, 2],
+                                            keyWeight: [1, 2], valueWeight: [1, 2], outputWeight: [1, 2]),
+                               mentioning: ["output weight [2]", "[2, 1]"])
+        assertThrowsShapeError(try NonLocal(channels: 2, heads: 2, scale: 1, residual: false, queryWeight: [1, 2],
+                                            keyWeight: [1, 2], valueWeight: [1, 2, 3, 4]),
+                               mentioning: ["key channels 1", "heads 2"])
     }
 }

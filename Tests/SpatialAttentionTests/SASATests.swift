@@ -16,7 +16,10 @@ final class SASATests: XCTestCase {
             try withEvery("H×W", in: [(1, 1), (5, 3), (4, 17), (9, 33)]) { hw in
                 try withEvery("k", in: [1, 3, 7]) { k in
                     try withEvery("boundary", in: SASA.Boundary.allCases) { boundary in
-                        let layout: Layout = (hw.0 + k) % 2 == 0 ? .nchw : .nhwc
+                        // Alternate layouts without doubling the sweep: H + k is odd only at H = 4, and
+                        // adding the head count (1, 8, 2) flips the parity for the one-head configuration,
+                        // so every H×W runs in both layouts (before, only 4×17 ever ran in NHWC).
+                        let layout: Layout = (hw.0 + k + c.1) % 2 == 1 ? .nchw : .nhwc
                         let module = try SASA(channels: c.0, heads: c.1, keyChannels: c.2, valueChannels: c.3,
                                               kernelSize: k, boundary: boundary, seed: UInt64(c.0 * 13 + k))
                         let x = seededTensor(Shape(2, c.0, hw.0, hw.1), layout: layout, seed: UInt64(hw.0 + hw.1))
@@ -83,5 +86,12 @@ final class SASATests: XCTestCase {
                                         valueWeight: module.valueWeight, rowEmbedding: [1],
                                         columnEmbedding: module.columnEmbedding),
                                mentioning: ["row embedding", "[7, 2]"])
+        // Paths no test reached before: mismatched projection weights, key channels not a multiple of heads.
+        assertThrowsShapeError(try SASA(channels: 8, heads: 2, queryWeight: module.queryWeight, keyWeight: [1, 2],
+                                        valueWeight: module.valueWeight, rowEmbedding: module.rowEmbedding,
+                                        columnEmbedding: module.columnEmbedding),
+                               mentioning: ["key [2]", "[dk·heads, 8]"])
+        assertThrowsShapeError(try SASA(channels: 8, heads: 3, keyChannels: 6, valueChannels: 8, seed: 1),
+                               mentioning: ["value channels 8", "heads 3"])
     }
 }

@@ -4,6 +4,10 @@ import TestSupport
 import XCTest
 
 final class SPSATests: XCTestCase {
+    // Scratch buffers and uninitialised outputs start as NaN: an element a kernel fails to write shows up.
+    override func setUp() { Scratch.poisonsBuffers = true }
+    override func tearDown() { Scratch.poisonsBuffers = false }
+
     /// Runs the fast kernel into a NaN-filled output (so an unwritten element fails) and compares it
     /// with the naive transcription.
     private func check(_ x: Tensor, _ layer: SPSA, cph: Int, threads: Int? = nil,

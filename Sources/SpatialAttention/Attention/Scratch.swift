@@ -21,10 +21,12 @@ public enum Scratch {
     private static let pool = Mutex<[Buffer]>([])
     private static let poisoning = Atomic<Bool>(false)
 
-    /// When true, every scratch buffer and every kernel output array of the attention modules is
-    /// filled with NaN before the kernel writes it, so that a test sees any element a kernel fails to
-    /// write (a reused buffer could otherwise still hold a correct value from an earlier call).
-    /// Off by default (it costs a pass over each buffer); the attention tests turn it on.
+    /// When true, every scratch buffer and every kernel output array of the attention modules, and
+    /// every output tensor a layer allocates without initialising (convolution, BN, pooling, linear,
+    /// channel attention, SPSA), is filled with NaN before the kernel writes it, so that a test sees
+    /// any element a kernel fails to write (a reused buffer could otherwise still hold a correct
+    /// value from an earlier call). Off by default (it costs a pass over each buffer); the kernel
+    /// tests turn it on.
     public static var poisonsBuffers: Bool {
         get { poisoning.load(ordering: .relaxed) }
         set { poisoning.store(newValue, ordering: .relaxed) }

@@ -16,8 +16,14 @@ enum ParallelWork {
 extension Tensor {
     /// A tensor whose storage is allocated but not initialised: every element must be written
     /// before it is read. Saves the zero-filling pass of a fresh array for kernel outputs.
+    /// NaN-filled when ``Scratch/poisonsBuffers`` is on, so that a test sees an element a kernel
+    /// leaves unwritten (freed memory reused by the allocator can otherwise hold the right value
+    /// from an earlier call, or zeros).
     static func uninitialized(shape: Shape, layout: Layout = .nchw) -> Tensor {
-        let values = [Float](unsafeUninitializedCapacity: shape.count) { _, count in count = shape.count }
+        let values = [Float](unsafeUninitializedCapacity: shape.count) { buffer, count in
+            if Scratch.poisonsBuffers, let base = buffer.baseAddress { base.initialize(repeating: .nan, count: shape.count) }
+            count = shape.count
+        }
         return Tensor(unchecked: shape, layout: layout, scalars: values)
     }
 }
