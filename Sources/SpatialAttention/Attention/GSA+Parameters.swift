@@ -58,16 +58,18 @@ extension GSA {
     }
 
     /// Takes a module's tensors from `source` by the names of ``init(parameters:prefix:heads:extent:components:strict:)``
-    /// and the shapes its sizes give, in that order: Kaiming-uniform projections, embeddings uniform on
+    /// and the shapes its sizes give, in that order. When the source is seeded: Kaiming-uniform
+    /// projections with the query rows scaled by ``seededQueryScale(extent:)``, embeddings uniform on
     /// `±√(3/dk)` (variance `1/dk`), BN weight `U(0.5, 1)`, bias and mean `U(−0.1, 0.1)`, variance
-    /// `U(0.5, 1.5)` when the source is seeded.
+    /// `U(0.5, 1.5)`.
     ///
     /// - Throws: ``ShapeError`` when the sizes do not make a module.
     static func load(prefix: String, channels C: Int, innerChannels d: Int, heads: Int, extent: Int,
                      components: Components, source: inout ParameterSource) throws -> GSA {
         try validate(channels: C, heads: heads, keyChannels: d, valueChannels: d, extent: extent, components: components)
         let dk = d / heads, rows = 2 * extent - 1, content = components.contains(.content)
-        let qkv = source.take(prefix + "qkv.weight", shape: [(content ? 3 : 2) * d, C, 1, 1], .kaiming(fanIn: C))
+        let qkv = source.take(prefix + "qkv.weight", shape: [(content ? 3 : 2) * d, C, 1, 1],
+                              .kaimingScaledPrefix(fanIn: C, count: d * C, scale: seededQueryScale(extent: extent)))
         let bound = (3 / Float(dk)).squareRoot()
         let rc = components.contains(.column)
             ? source.take(prefix + "rel_rows", shape: [rows, dk], .uniform(-bound, bound)) : []
@@ -84,5 +86,20 @@ extension GSA {
                        keyWeight: content ? Array(qkv[block..<(2 * block)]) : [],
                        valueWeight: Array(qkv[((content ? 2 : 1) * block)...]),
                        columnEmbedding: rc, rowEmbedding: rr, normalization: norm)
+    }
+
+    /// The factor on a seeded module's query rows: `1/(2·√(2√2·L))`.
+    ///
+    /// GSA has no softmax over its positional weights, so its output is bilinear in queries and values
+    /// and the row pass is cubic in the input: with plain Kaiming queries (`σ_q ≈ √2·σ_x`) the column
+    /// output is about `2√L·σ_x²` and the row output `2√2·L·σ_x³`, and a seeded GSA-ResNet squared its
+    /// activations' scale block after block until it overflowed (every logit NaN at 224×224). With the
+    /// query rows scaled by `s`, the row output is `2√2·L·s²·σ_x³ = σ_x³/4`: activations near unit
+    /// scale shrink instead of growing. Seeded GSA-ResNet-26 (32×32), -50 and -101 (224×224) then give
+    /// logits of largest magnitude 1.2–1.5 (with `s` twice as large, GSA-ResNet-101 reached 2e15).
+    /// Trained weights are loaded as they are; this only shapes the seeded networks used for timing
+    /// and tests.
+    static func seededQueryScale(extent L: Int) -> Float {
+        0.5 / (2 * Float(2).squareRoot() * Float(max(1, L))).squareRoot()
     }
 }

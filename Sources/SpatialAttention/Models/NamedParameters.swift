@@ -57,6 +57,8 @@ struct ParameterSource {
         case kaiming(fanIn: Int)
         /// `U(lower, upper)`.
         case uniform(Float, Float)
+        /// Kaiming uniform with its first `count` values (a tensor's leading rows) multiplied by `scale`.
+        case kaimingScaledPrefix(fanIn: Int, count: Int, scale: Float)
     }
 
     private let provided: [String: ParameterTensor]?
@@ -110,12 +112,17 @@ struct ParameterSource {
             return tensor.values
         }
         let (lower, upper): (Float, Float)
+        var (prefix, prefixScale): (Int, Float) = (0, 1)
         switch initializer {
         case let .kaiming(fanIn):
             let bound = (6 / Float(max(1, fanIn))).squareRoot()
             (lower, upper) = (-bound, bound)
         case let .uniform(a, b):
             (lower, upper) = (a, b)
+        case let .kaimingScaledPrefix(fanIn, scaledCount, scale):
+            let bound = (6 / Float(max(1, fanIn))).squareRoot()
+            (lower, upper) = (-bound, bound)
+            (prefix, prefixScale) = (min(scaledCount, count), scale)
         }
         // Two 24-bit uniforms per 64-bit draw: seeding ResNet-152's 60M values takes ~0.2 s.
         let values = [Float](unsafeUninitializedCapacity: count) { out, initialized in
@@ -126,6 +133,7 @@ struct ParameterSource {
                 if i + 1 < count { out[i + 1] = lower + (upper - lower) * Float((bits >> 8) & 0xFF_FFFF) * 0x1p-24 }
                 i += 2
             }
+            for j in 0..<prefix { out[j] *= prefixScale }
             initialized = count
         }
         collected[name] = ParameterTensor(unchecked: shape, values: values)
