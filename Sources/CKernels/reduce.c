@@ -99,7 +99,9 @@ static inline float ck_row_shift(const float *row, ptrdiff_t count, int exact) {
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means) {
     const ptrdiff_t block = exact ? 16 : 256;
     ptrdiff_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
+    // Rows of 256 values and more have enough independent sums of their own (four accumulators a
+    // block), and four of them at once need more vector registers than there are.
+    for (; count < 256 && r + 4 <= rows; r += 4) {
         float shift[4];
         double sum[4];
         for (int i = 0; i < 4; i++) shift[i] = ck_row_shift(x + (r + i) * count, count, exact);
