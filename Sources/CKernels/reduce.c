@@ -20,10 +20,9 @@ typedef double ck_d8 __attribute__((vector_size(64)));
      __builtin_convertvector(__builtin_shufflevector((a), (a), 8, 9, 10, 11, 12, 13, 14, 15), ck_d8))
 
 // Σ (row_i[p] − shift[i]) over p < count for ROWS rows of `count` floats, one after another, in
-// lockstep: the rows' dependency chains interleave (short rows one at a time were latency-bound:
-// 512 rows of 49 values took 10.5 µs, 6.7 in fours, in alternating runs of a C harness). Each
-// row's arithmetic is the same whatever the grouping: Float runs of at most block/64 values a
-// lane, widened to Double once per block.
+// lockstep: the rows' dependency chains interleave (short rows one at a time were latency-bound;
+// measured in docs/kernels.md). Each row's arithmetic is the same whatever the grouping: Float runs
+// of at most block/64 values a lane, widened to Double once per block.
 #define CK_SHIFTED_SUMS(ROWS, x, count, shift, block, sums)                                          \
     do {                                                                                            \
         ck_f16 s_[ROWS];                                                                            \

@@ -112,16 +112,15 @@ struct ParameterSource {
             return tensor.values
         }
         let (lower, upper): (Float, Float)
-        var (prefix, prefixScale): (Int, Float) = (0, 1)
         switch initializer {
-        case let .kaiming(fanIn):
+        case let .kaiming(fanIn), let .kaimingScaledPrefix(fanIn, _, _):
             let bound = (6 / Float(max(1, fanIn))).squareRoot()
             (lower, upper) = (-bound, bound)
         case let .uniform(a, b):
             (lower, upper) = (a, b)
-        case let .kaimingScaledPrefix(fanIn, scaledCount, scale):
-            let bound = (6 / Float(max(1, fanIn))).squareRoot()
-            (lower, upper) = (-bound, bound)
+        }
+        var (prefix, prefixScale): (Int, Float) = (0, 1)
+        if case let .kaimingScaledPrefix(_, scaledCount, scale) = initializer {
             (prefix, prefixScale) = (min(scaledCount, count), scale)
         }
         // Two 24-bit uniforms per 64-bit draw: seeding ResNet-152's 60M values takes ~0.2 s.
