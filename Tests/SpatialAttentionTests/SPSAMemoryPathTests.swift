@@ -63,6 +63,49 @@ final class SPSAMemoryPathTests: XCTestCase {
         }
     }
 
+    /// The NCHW kernel starts its chunks at the first pixel whose output is 64-byte aligned and does
+    /// the pixels before it last, as one partial group: every misalignment of the output (0 to 15
+    /// floats), with the input aligned alike or not, out of place and in place, on planes of one
+    /// 16-pixel group, of one tile and of two tiles, on the default and the row-wise streaming paths.
+    /// The pixels that fall in partial groups move with the alignment, and the result must not:
+    /// every placement gives the same bits.
+    func testEveryOutputAlignmentMatchesNaive() throws {
+        let cases: [(Shape, heads: Int)] = [(Shape(1, 16, 4, 4), 1), (Shape(2, 64, 8, 8), 2), (Shape(1, 8, 32, 40), 1)]
+        let rowWise = SPSAPlan.Tuning(streamingBytes: 0, prefetchBytes: 0, blockBytes: .max)
+        for (shape, heads) in cases {
+            let x = seededTensor(shape, seed: 11, offset: 5)
+            let layer = SPSA(alpha: 2, heads: heads)
+            let expected = Naive.spsa(x, alpha: 2, channelsPerHead: shape.channels / heads, reverse: true,
+                                      similarity: .correlation)
+            for tuning in [SPSAPlan.Tuning.default, rowWise] {
+                var plan = try layer.makePlan(for: shape, layout: .nchw)
+                plan.tuning = tuning
+                var first: [Float]?
+                for outputOffset in 0..<16 {
+                    for (inputOffset, inPlace) in [(outputOffset, false), ((outputOffset + 5) % 16, false), (outputOffset, true)] {
+                        // 64-byte aligned buffers, the tensors placed `offset` floats in.
+                        func allocate() -> UnsafeMutablePointer<Float> {
+                            UnsafeMutableRawPointer.allocate(byteCount: 4 * (shape.count + 16), alignment: 64)
+                                .bindMemory(to: Float.self, capacity: shape.count + 16)
+                        }
+                        let source = allocate(), target = inPlace ? source : allocate()
+                        defer {
+                            source.deallocate()
+                            if !inPlace { target.deallocate() }
+                        }
+                        x.scalars.withUnsafeBufferPointer { (source + inputOffset).update(from: $0.baseAddress!, count: shape.count) }
+                        if !inPlace { (target + outputOffset).update(repeating: .nan, count: shape.count) }
+                        plan.run(source: source + inputOffset, destination: target + outputOffset, threads: 1)
+                        let y = try Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: target + outputOffset, count: shape.count)))
+                        let context = "\(shape) output offset \(outputOffset) input offset \(inputOffset) in place \(inPlace) streaming \(tuning.streamingBytes == 0)"
+                        assertClose(y, expected, tolerance: .spsa, context)
+                        if let first { XCTAssertEqual(y.scalars, first, context) } else { first = y.scalars }
+                    }
+                }
+            }
+        }
+    }
+
     func testBlockingDoesNotChangeTheArithmetic() throws {
         let x = seededTensor(Shape(4, 64, 9, 23), seed: 5)
         let layer = SPSA(alpha: 2.5, heads: 2)

@@ -48,12 +48,12 @@ void ck_copy(float *dst, const float *src, ptrdiff_t count);
 void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 
 /// `Σ_{p < count} (row[p] − shift)` for SPSA's key: Float partial sums in 64 lanes over blocks of
-/// `block` values (a multiple of 16; 256 gives 4 values a lane), each block's lanes added into
+/// `block` values (a multiple of 16; 1024 gives 16 values a lane), each block's lanes added into
 /// Double, the tail of each block added in Double (docs/kernels.md, numerics).
 double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block);
 /// The means of `rows` contiguous rows of `count` floats, `shift + ck_shifted_sum(row, count, shift,
 /// block) / count` with `shift` the mean of the row's first 16 values (its first value when shorter)
-/// and `block` 256; with `exact`, shift 0 and `block` 16 (every value added in Double).
+/// and `block` 1024; with `exact`, shift 0 and `block` 16 (every value added in Double).
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means);
 
 /// Make pending non-temporal stores visible (sfence on x86).

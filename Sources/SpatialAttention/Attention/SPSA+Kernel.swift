@@ -131,7 +131,30 @@ struct SPSAPlan {
                 let start = tile * Self.tilePixels, end = tile == tiles - 1 ? P : start + Self.tilePixels
                 // Where the weights of the pixels from `p` on go.
                 func weights(at p: Int) -> UnsafeMutablePointer<Float> { rowWise ? buffer + (p - start) : buffer }
-                var p = start
+                // The weights of the 16 pixels from `group`, and the scaled output of lanes
+                // `lanes` of them (row-wise: their weights into the tile's buffer). The other
+                // lanes' weights are computed, from values possibly already scaled in place, and
+                // dropped: a pixel's weight depends only on its own channel vector.
+                func partialGroup(_ group: Int, lanes: Range<Int>) {
+                    let w = rowWise ? buffer + 2 * Self.tilePixels : buffer
+                    correlation(OneVector.self, source + group, stride: P, key: key, into: w)
+                    power.weights(w, count: 16, reverse: reverse)
+                    if rowWise {
+                        for j in lanes { buffer[group - start + j] = w[j] }
+                    } else if lanes.count == 16 {
+                        scale(OneVector.self, source + group, destination + group, stride: P, weights: w)
+                    } else {
+                        scaleColumns(source + group, destination + group, stride: P, weights: w,
+                                     from: lanes.lowerBound, to: lanes.upperBound)
+                    }
+                }
+                // The chunks start at the tile's first pixel whose output is 64-byte aligned when
+                // every channel row shares its alignment (H·W a multiple of 16): a vector store that
+                // straddles two cache lines made the whole call 1.35× slower in the C reference
+                // kernel (docs/kernels.md), and Swift arrays are only 16-byte aligned. The `lead`
+                // pixels before it are one partial group, done last.
+                let lead = P % 16 == 0 ? Self.pixelsToAlignment(destination + start) : 0
+                var p = start + lead
                 while end - p >= V.width {
                     if prefetch && p + Self.tilePixels + V.width <= P {
                         // Out of cache, a chunk's channel rows are more concurrent streams than the
@@ -148,23 +171,12 @@ struct SPSAPlan {
                 }
                 while p < end {
                     // 16-pixel groups; the last one ends at the tile's end and may overlap pixels
-                    // already written. A pixel's weight depends only on its own channel vector, so
-                    // the overlapped lanes are computed (from values possibly already scaled, in
-                    // place) and dropped.
+                    // already written (a tile has at least 16 pixels).
                     let group = min(p, end - 16)
-                    let w = rowWise ? buffer + 2 * Self.tilePixels : buffer
-                    correlation(OneVector.self, source + group, stride: P, key: key, into: w)
-                    power.weights(w, count: 16, reverse: reverse)
-                    if rowWise {
-                        for j in (p - group)..<16 { buffer[group - start + j] = w[j] }
-                    } else if group == p {
-                        scale(OneVector.self, source + p, destination + p, stride: P, weights: w)
-                    } else {
-                        scaleColumns(source + group, destination + group, stride: P, weights: w,
-                                     from: p - group, to: 16)
-                    }
+                    partialGroup(group, lanes: (p - group)..<16)
                     p = group + 16
                 }
+                if lead > 0 { partialGroup(start, lanes: 0..<lead) }
                 if rowWise {
                     if streaming {
                         ck_scale_rows_stream(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P)
@@ -176,6 +188,12 @@ struct SPSAPlan {
                 }
             }
         }
+    }
+
+    /// Pixels from `p` to the first 64-byte aligned one (0 to 15).
+    @inline(__always)
+    static func pixelsToAlignment(_ p: UnsafeMutablePointer<Float>) -> Int {
+        (16 - (Int(bitPattern: p) >> 2) & 15) & 15
     }
 
     /// `out[j] = x[j]·w[j]` for `j < count`.
@@ -198,22 +216,22 @@ struct SPSAPlan {
         // Pointer increments, not `x + c·stride`: the checked multiply cost a few percent a row.
         var row = x, k = key.values
         var c = 0
-        if V.count <= 2 {
-            // Narrow chunks have too few independent sums to hide the add latency: a second set
-            // takes the odd channels (16-pixel groups were a quarter of [1, 512, 7, 7]).
-            var q1 = V(), d1 = V(), a1 = V()
-            while c + 2 <= channelsPerHead {
-                V.accumulate(row, shift: s, key: FloatVector(repeating: k[0]), sum: &a, squares: &q, dots: &d)
-                V.accumulate(row + stride, shift: s, key: FloatVector(repeating: k[1]), sum: &a1, squares: &q1, dots: &d1)
-                row += 2 * stride
-                k += 2
-                c += 2
-            }
-            for i in 0..<V.count {
-                a[i] += a1[i]
-                q[i] += q1[i]
-                d[i] += d1[i]
-            }
+        // Two sets of sums, even and odd channels, added at the end: a 16-pixel group has too few
+        // independent sums to hide the add latency with one set. Every chunk width adds in this
+        // order, so a pixel's weight does not depend on the chunk it falls in, which moves with the
+        // output's alignment: the same input gives the same bits wherever the output lies.
+        var q1 = V(), d1 = V(), a1 = V()
+        while c + 2 <= channelsPerHead {
+            V.accumulate(row, shift: s, key: FloatVector(repeating: k[0]), sum: &a, squares: &q, dots: &d)
+            V.accumulate(row + stride, shift: s, key: FloatVector(repeating: k[1]), sum: &a1, squares: &q1, dots: &d1)
+            row += 2 * stride
+            k += 2
+            c += 2
+        }
+        for i in 0..<V.count {
+            a[i] += a1[i]
+            q[i] += q1[i]
+            d[i] += d1[i]
         }
         while c < channelsPerHead {
             V.accumulate(row, shift: s, key: FloatVector(repeating: k.pointee), sum: &a, squares: &q, dots: &d)
