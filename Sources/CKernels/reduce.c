@@ -9,6 +9,8 @@ typedef float ck_f16 __attribute__((vector_size(64)));
 typedef float ck_f16_unaligned __attribute__((vector_size(64), aligned(4)));
 typedef float ck_f8 __attribute__((vector_size(32)));
 typedef double ck_d8 __attribute__((vector_size(64)));
+typedef int ck_i16 __attribute__((vector_size(64)));
+#define CK_LANE_INDEX ((ck_i16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 
 // Macros rather than functions: a function taking or returning a 64-byte vector draws -Wpsabi in
 // builds without AVX-512 (its calling convention would depend on the target).
@@ -49,13 +51,17 @@ typedef double ck_d8 __attribute__((vector_size(64)));
             }                                                                                       \
             for (; p + 16 <= end; p += 16)                                                          \
                 for (int i = 0; i < ROWS; i++) a0[i] += CK_LOAD16((x) + i * (count) + p) - s_[i];   \
+            if (p < end && (count) >= 16) {                                                         \
+                /* The row's last 16 values, those already added masked out (the tail of a row   \
+                   is in its last block, end == count). */                                          \
+                const ck_i16 keep_ = CK_LANE_INDEX >= (int)(16 - (end - p));                        \
+                for (int i = 0; i < ROWS; i++)                                                      \
+                    a0[i] += (ck_f16)((ck_i16)(CK_LOAD16((x) + i * (count) + end - 16) - s_[i]) & keep_); \
+                p = end;                                                                            \
+            }                                                                                       \
             for (int i = 0; i < ROWS; i++) {                                                        \
-                lanes_[i] += CK_WIDEN(a0[i]);                                                       \
-                if (end - start >= 64) { /* a1…a3 stay zero in a shorter block */                   \
-                    lanes_[i] += CK_WIDEN(a1[i]);                                                   \
-                    lanes_[i] += CK_WIDEN(a2[i]);                                                   \
-                    lanes_[i] += CK_WIDEN(a3[i]);                                                   \
-                }                                                                                   \
+                /* a1…a3 stay zero in a block shorter than 64 */                                    \
+                lanes_[i] += CK_WIDEN(end - start >= 64 ? (a0[i] + a1[i]) + (a2[i] + a3[i]) : a0[i]); \
             }                                                                                       \
             for (; p < end; p++)                                                                    \
                 for (int i = 0; i < ROWS; i++) tail_[i] += (double)((x)[i * (count) + p] - (shift)[i]); \

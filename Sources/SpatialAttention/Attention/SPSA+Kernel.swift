@@ -113,15 +113,22 @@ struct SPSAPlan {
         // chunk at a time, whose reads-for-ownership missed (measured in docs/kernels.md). Streaming
         // stores only pay off in such long runs.
         let rowWise = prefetch || streaming
+        // A plane of one tile whose rows do not share an alignment (H·W not a multiple of 16: 14×14,
+        // 7×7) is scaled as one flat run over the head's contiguous `cph·H·W` values, its stores
+        // 64-byte aligned, once every weight is known: row by row, almost every store straddled two
+        // cache lines.
+        let flat = !rowWise && tiles == 1 && P % 16 != 0
+        // The weights of the whole tile are computed before any output is written.
+        let wholeTile = rowWise || flat
         Threads.forEach(units.count * tiles, threads: threads) { item in
             let tile = item % tiles, unit = units.lowerBound + item / tiles
             // Unit n·heads + g starts at channel n·C + g·cph = unit·cph.
             let plane = unit * cph * P
             let (source, destination) = (x + plane, out + plane)
             let key = keys.head(unit)
-            // Chunk weights, or (row-wise) the weights of the whole tile (< 2 tiles long) and, at
-            // its end, one 16-pixel group's.
-            let capacity = rowWise ? 2 * Self.tilePixels + 16 : V.width
+            // Chunk weights, or the weights of the whole tile (< 2 tiles long, and 16 more for a flat
+            // run's wrap-around) and, at its end, one 16-pixel group's.
+            let capacity = wholeTile ? 2 * Self.tilePixels + 16 : V.width
             withUnsafeTemporaryAllocation(of: Float.self, capacity: capacity) { weightBuffer in
                 let buffer = weightBuffer.baseAddress!
                 guard P >= 16 else {
@@ -130,16 +137,16 @@ struct SPSAPlan {
                 }
                 let start = tile * Self.tilePixels, end = tile == tiles - 1 ? P : start + Self.tilePixels
                 // Where the weights of the pixels from `p` on go.
-                func weights(at p: Int) -> UnsafeMutablePointer<Float> { rowWise ? buffer + (p - start) : buffer }
+                func weights(at p: Int) -> UnsafeMutablePointer<Float> { wholeTile ? buffer + (p - start) : buffer }
                 // The weights of the 16 pixels from `group`, and the scaled output of lanes
                 // `lanes` of them (row-wise: their weights into the tile's buffer). The other
                 // lanes' weights are computed, from values possibly already scaled in place, and
                 // dropped: a pixel's weight depends only on its own channel vector.
                 func partialGroup(_ group: Int, lanes: Range<Int>) {
-                    let w = rowWise ? buffer + 2 * Self.tilePixels : buffer
+                    let w = wholeTile ? buffer + 2 * Self.tilePixels : buffer
                     correlation(OneVector.self, source + group, stride: P, key: key, into: w)
                     power.weights(w, count: 16, reverse: reverse)
-                    if rowWise {
+                    if wholeTile {
                         for j in lanes { buffer[group - start + j] = w[j] }
                     } else if lanes.count == 16 {
                         scale(OneVector.self, source + group, destination + group, stride: P, weights: w)
@@ -166,7 +173,7 @@ struct SPSAPlan {
                     let w = weights(at: p)
                     correlation(V.self, source + p, stride: P, key: key, into: w)
                     power.weights(w, count: V.width, reverse: reverse)
-                    if !rowWise { scale(V.self, source + p, destination + p, stride: P, weights: w) }
+                    if !wholeTile { scale(V.self, source + p, destination + p, stride: P, weights: w) }
                     p += V.width
                 }
                 while p < end {
@@ -177,7 +184,9 @@ struct SPSAPlan {
                     p = group + 16
                 }
                 if lead > 0 { partialGroup(start, lanes: 0..<lead) }
-                if rowWise {
+                if flat {
+                    scalePlane(source, destination, weights: buffer)
+                } else if rowWise {
                     if streaming {
                         ck_scale_rows_stream(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P)
                     } else {
@@ -187,6 +196,35 @@ struct SPSAPlan {
                     }
                 }
             }
+        }
+    }
+
+    /// `out[c·P + p] = x[c·P + p]·w[p]` over a head's `cph` contiguous channel rows of `P ≥ 16` pixels,
+    /// as one run with 64-byte aligned vector stores; `w` holds `P + 16` floats of room and is made
+    /// periodic (`w[P + j] = w[j]`) so that a vector straddling two rows reads its weights in one load.
+    @inline(__always)
+    private func scalePlane(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, weights w: UnsafeMutablePointer<Float>) {
+        let P = shape.pixels, total = channelsPerHead * P
+        (w + P).update(from: w, count: 16)
+        var i = 0
+        while i < min(total, Self.pixelsToAlignment(out)) { out[i] = x[i] * w[i]; i += 1 }
+        // Pointers and wrapping adds: the checked index arithmetic and a reloaded base pointer
+        // were half the loop's instructions.
+        var (source, target, weight) = (x + i, out + i, UnsafePointer(w) + i)  // i < 16 ≤ P
+        let (end, wrap) = (out + (total &- 15), UnsafePointer(w) + P)
+        while target < end {
+            target.storeVector(source.loadVector() * weight.loadVector())
+            source += 16
+            target += 16
+            weight += 16
+            if weight >= wrap { weight -= P }
+        }
+        while target < out + total {
+            target.pointee = source.pointee * weight.pointee
+            source += 1
+            target += 1
+            weight += 1
+            if weight == wrap { weight -= P }
         }
     }
 
