@@ -23,8 +23,10 @@ typedef int ck_i16 __attribute__((vector_size(64)));
 
 // Σ (row_i[p] − shift[i]) over p < count for ROWS rows of `count` floats, one after another, in
 // lockstep: the rows' dependency chains interleave (short rows one at a time were latency-bound;
-// measured in docs/kernels.md). Each row's arithmetic is the same whatever the grouping: Float runs
-// of at most block/64 values a lane, widened to Double once per block.
+// measured in docs/kernels.md). Each row's arithmetic is the same whatever the grouping: four Float
+// accumulators of 16 lanes, added together in Float and widened to Double once per block (runs of at
+// most block/16 values a lane); a row's last count mod 16 values go into the first accumulator as one
+// masked vector, in Double one by one only in rows shorter than 16.
 #define CK_SHIFTED_SUMS(ROWS, x, count, shift, block, sums)                                          \
     do {                                                                                            \
         ck_f16 s_[ROWS];                                                                            \
@@ -63,7 +65,7 @@ typedef int ck_i16 __attribute__((vector_size(64)));
                 /* a1…a3 stay zero in a block shorter than 64 */                                    \
                 lanes_[i] += CK_WIDEN(end - start >= 64 ? (a0[i] + a1[i]) + (a2[i] + a3[i]) : a0[i]); \
             }                                                                                       \
-            for (; p < end; p++)                                                                    \
+            for (; p < end; p++) /* rows shorter than 16 */                                         \
                 for (int i = 0; i < ROWS; i++) tail_[i] += (double)((x)[i * (count) + p] - (shift)[i]); \
             start = end;                                                                            \
         }                                                                                           \
@@ -102,9 +104,9 @@ static inline float ck_row_shift(const float *row, ptrdiff_t count, int exact) {
 }
 
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means) {
-    // Blocks of 1024 values: Float runs of 16 shifted values a lane (rounding ~2.4e-7·σ a run, far
-    // below the tolerance), widened once per block. Blocks of 256 spent a third of the key pass's
-    // time widening: 1024 made it 20% faster (docs/kernels.md).
+    // Blocks of 1024 values: Float runs of up to 64 shifted values a lane (rounding of order
+    // 64·|x − s|·2⁻²⁴ a run, far below the tolerance once divided by the row's length), widened once
+    // per block. Blocks of 256 spent a third of the key pass's time widening (docs/kernels.md).
     const ptrdiff_t block = exact ? 16 : 1024;
     ptrdiff_t r = 0;
     // Rows of 256 values and more have enough independent sums of their own (four accumulators),

@@ -47,9 +47,10 @@ void ck_copy(float *dst, const float *src, ptrdiff_t count);
 /// (prefetcht1): far enough ahead that L1 could not hold them until use.
 void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 
-/// `Σ_{p < count} (row[p] − shift)` for SPSA's key: Float partial sums in 64 lanes over blocks of
-/// `block` values (a multiple of 16; 1024 gives 16 values a lane), each block's lanes added into
-/// Double, the tail of each block added in Double (docs/kernels.md, numerics).
+/// `Σ_{p < count} (row[p] − shift)` for SPSA's key: Float partial sums in 16 lanes over blocks of
+/// `block` values (a multiple of 16; 1024 gives up to 64 values a lane), each block's lanes added
+/// into Double, the row's last `count mod 16` values as one masked vector (in Double one by one when
+/// `count < 16`) (docs/kernels.md, numerics).
 double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block);
 /// The means of `rows` contiguous rows of `count` floats, `shift + ck_shifted_sum(row, count, shift,
 /// block) / count` with `shift` the mean of the row's first 16 values (its first value when shorter)

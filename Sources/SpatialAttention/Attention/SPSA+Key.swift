@@ -84,7 +84,7 @@ final class SPSAKeys: @unchecked Sendable {
              inverseNorm: inverseNorms[index], degenerate: degenerate[index], sum: sums[index])
     }
 
-    // Both layouts sum x − s in Float over short runs (16 values a lane in NCHW, 8 pixels a lane in
+    // Both layouts sum x − s in Float over short runs (up to 64 values a lane in NCHW, 8 pixels a lane in
     // NHWC) and add the lanes into Double totals. The shift s is the
     // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
     // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
@@ -111,7 +111,7 @@ final class SPSAKeys: @unchecked Sendable {
         let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             let first = rows.lowerBound + item * rowsPerItem
-            // Float runs of 16 values a lane over 1024-pixel blocks, the 64 lanes widened to Double
+            // Float runs of up to 64 values a lane over 1024-pixel blocks, the 16 lanes widened to Double
             // before they are combined: a Float tree over them rounded at the block sum's magnitude
             // (measured 4.5e-8 in a mean of 784 normals), which a 2-channel key of small norm turns
             // into 1.5e-5. Heads of ≤ 4 channels: a key of small norm is likely, and the
