@@ -12,6 +12,11 @@ typedef double ck_d8 __attribute__((vector_size(64)));
 typedef int ck_i16 __attribute__((vector_size(64)));
 #define CK_LANE_INDEX ((ck_i16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 
+// SwiftPM compiles C at -O2, where clang, on AVX-512 targets tuned to prefer 256-bit vectors
+// (Skylake-X to Sapphire Rapids), splits these 64-byte vectors into two ymm halves: twice the
+// instructions. A function that asks for 512-bit vectors gets zmm registers; elsewhere it is a no-op.
+#define CK_WIDE __attribute__((min_vector_width(512)))
+
 // Macros rather than functions: a function taking or returning a 64-byte vector draws -Wpsabi in
 // builds without AVX-512 (its calling convention would depend on the target).
 #define CK_LOAD16(p) (*(const ck_f16_unaligned *)(p))
@@ -75,21 +80,21 @@ typedef int ck_i16 __attribute__((vector_size(64)));
         }                                                                                           \
     } while (0)
 
-double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block) {
+CK_WIDE double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block) {
     double sum;
     CK_SHIFTED_SUMS(1, row, count, &shift, block, &sum);
     return sum;
 }
 
 // Four rows at a time (see CK_SHIFTED_SUMS).
-static inline __attribute__((always_inline)) void ck_shifted_sums4(const float *x, ptrdiff_t count, const float *shift, ptrdiff_t block, double *sums) {
+CK_WIDE static inline __attribute__((always_inline)) void ck_shifted_sums4(const float *x, ptrdiff_t count, const float *shift, ptrdiff_t block, double *sums) {
     CK_SHIFTED_SUMS(4, x, count, shift, block, sums);
 }
 
 typedef float ck_f4 __attribute__((vector_size(16)));
 
 // Σ of p[0..<16] as a balanced tree: exact for 16 equal values.
-static inline float ck_tree_sum16(const float *p) {
+CK_WIDE static inline float ck_tree_sum16(const float *p) {
     const ck_f16 v = CK_LOAD16(p);
     ck_f8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -99,11 +104,95 @@ static inline float ck_tree_sum16(const float *p) {
 
 // The shift of a row: the mean of its first 16 values (its first value when shorter); none in exact
 // mode, where every value is added in Double.
-static inline float ck_row_shift(const float *row, ptrdiff_t count, int exact) {
+CK_WIDE static inline float ck_row_shift(const float *row, ptrdiff_t count, int exact) {
     return exact ? 0.0f : (count >= 16 ? ck_tree_sum16(row) / 16 : row[0]);
 }
 
-void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means) {
+typedef double ck_d8_unaligned __attribute__((vector_size(64), aligned(8)));
+#define CK_HSUM8(l) ((((l)[0] + (l)[1]) + ((l)[2] + (l)[3])) + (((l)[4] + (l)[5]) + ((l)[6] + (l)[7])))
+
+// One level of CK_LANE_TOTALS: `a` and `b` hold groups of G lanes, each group one row's partial sums;
+// the result holds groups of G/2, a's rows then b's, each group the sum of its halves.
+#define CK_FOLD(a, b, LO, HI) (__builtin_shufflevector((a), (b), LO) + __builtin_shufflevector((a), (b), HI))
+#define CK_FOLD16_LO 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define CK_FOLD16_HI 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define CK_FOLD8_LO 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
+#define CK_FOLD8_HI 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
+#define CK_FOLD4_LO 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
+#define CK_FOLD4_HI 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
+#define CK_FOLD2_LO 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define CK_FOLD2_HI 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+
+// totals[i] = the sum of v[i]'s 16 lanes, i < 16, in 15 vector adds for all 16 (a row's own
+// horizontal sum costs 4 adds and 4 shuffles on a dependency chain). Every row is summed by the same
+// tree wherever it sits, (l_j + l_{j+8}), then j and j+4, j+2, j+1: the tree of ck_tree_sum16, exact
+// for 16 equal values.
+CK_WIDE static inline __attribute__((always_inline)) void ck_lane_totals16(const ck_f16 *v, ck_f16 *totals) {
+    ck_f16 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) a[i] = CK_FOLD(v[2 * i], v[2 * i + 1], CK_FOLD16_LO, CK_FOLD16_HI);
+    for (int i = 0; i < 4; i++) b[i] = CK_FOLD(a[2 * i], a[2 * i + 1], CK_FOLD8_LO, CK_FOLD8_HI);
+    for (int i = 0; i < 2; i++) c[i] = CK_FOLD(b[2 * i], b[2 * i + 1], CK_FOLD4_LO, CK_FOLD4_HI);
+    *totals = CK_FOLD(c[0], c[1], CK_FOLD2_LO, CK_FOLD2_HI);
+}
+
+// ck_shifted_means for rows of 16…1024 values (one block), 16 rows at a time. A row's lanes are
+// summed as in CK_SHIFTED_SUMS (four Float accumulators, the tail as one masked vector), then its 16
+// lanes in Float by ck_lane_totals16 instead of in Double one row at a time: rows of 49 values spent
+// most of their time in that horizontal sum and the per-row division (docs/kernels.md). The result
+// does not depend on how rows are grouped: absent rows are zero vectors and each row's arithmetic is
+// its own.
+CK_WIDE static void ck_shifted_means_short(const float *x, ptrdiff_t rows, ptrdiff_t count, double *means) {
+    const ptrdiff_t tail = count % 16;
+    const ck_i16 keep = CK_LANE_INDEX >= (int)(16 - tail);
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += 16) {
+        const int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        const float *first = x + r0 * count;
+        ck_f16 v[16], shifts, totals;
+        for (int i = 0; i < 16; i++) v[i] = i < n ? CK_LOAD16(first + i * count) : (ck_f16){0};
+        ck_lane_totals16(v, &shifts);
+        shifts /= 16;
+        // Read back from memory: indexing the vector made clang store it again in every row, and
+        // the per-row load from that fresh 64-byte store stalled (3.3 against 4.0 µs for 512 × 49).
+        float shift[16];
+        *(ck_f16_unaligned *)shift = shifts;
+        for (int i = 0; i < n; i++) {
+            const float *row = first + i * count;
+            const ck_f16 s = (ck_f16){0} + shift[i];
+            ck_f16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            ptrdiff_t p = 0;
+            for (; p + 64 <= count; p += 64) {
+                a0 += CK_LOAD16(row + p) - s;
+                a1 += CK_LOAD16(row + p + 16) - s;
+                a2 += CK_LOAD16(row + p + 32) - s;
+                a3 += CK_LOAD16(row + p + 48) - s;
+            }
+            for (; p + 16 <= count; p += 16) a0 += CK_LOAD16(row + p) - s;
+            if (tail) a0 += (ck_f16)((ck_i16)(CK_LOAD16(row + count - 16) - s) & keep);
+            v[i] = count >= 64 ? (a0 + a1) + (a2 + a3) : a0;
+        }
+        ck_lane_totals16(v, &totals);
+        double out[16];
+        const double length = (double)count;
+        const ck_d8 low = __builtin_convertvector(__builtin_shufflevector(shifts, shifts, 0, 1, 2, 3, 4, 5, 6, 7), ck_d8) +
+                          __builtin_convertvector(__builtin_shufflevector(totals, totals, 0, 1, 2, 3, 4, 5, 6, 7), ck_d8) / length;
+        const ck_d8 high = __builtin_convertvector(__builtin_shufflevector(shifts, shifts, 8, 9, 10, 11, 12, 13, 14, 15), ck_d8) +
+                           __builtin_convertvector(__builtin_shufflevector(totals, totals, 8, 9, 10, 11, 12, 13, 14, 15), ck_d8) / length;
+        if (n == 16) {
+            *(ck_d8_unaligned *)(means + r0) = low;
+            *(ck_d8_unaligned *)(means + r0 + 8) = high;
+        } else {
+            *(ck_d8_unaligned *)out = low;
+            *(ck_d8_unaligned *)(out + 8) = high;
+            for (int i = 0; i < n; i++) means[r0 + i] = out[i];
+        }
+    }
+}
+
+CK_WIDE void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means) {
+    if (!exact && count >= 16 && count <= 1024) {
+        ck_shifted_means_short(x, rows, count, means);
+        return;
+    }
     // Blocks of 1024 values: Float runs of up to 64 shifted values a lane (rounding of order
     // 64·|x − s|·2⁻²⁴ a run, far below the tolerance once divided by the row's length), widened once
     // per block. Blocks of 256 spent a third of the key pass's time widening (docs/kernels.md).
@@ -123,4 +212,37 @@ void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact
         const float shift = ck_row_shift(row, count, exact);
         means[r] = (double)shift + ck_shifted_sum(row, count, shift, block) / (double)count;
     }
+}
+
+// The key of one SPSA head from its channel means, 8 channels a vector. The sums run over 8 Double
+// lanes added pairwise at the end; channel j's value depends on the others only through `mean`.
+CK_WIDE void ck_key_finish(const double *means, ptrdiff_t count, int centered, float *key,
+                           double *sum, double *squares) {
+    typedef float ck_f8_unaligned __attribute__((vector_size(32), aligned(4)));
+    const double origin = centered ? means[0] : 0;
+    ck_d8 lanes = {0};
+    double rest = 0;
+    ptrdiff_t j = 0;
+    if (centered) {
+        for (; j + 8 <= count; j += 8) lanes += *(const ck_d8_unaligned *)(means + j) - origin;
+        for (; j < count; j++) rest += means[j] - origin;
+    }
+    const double mean = centered ? (CK_HSUM8(lanes) + rest) / (double)count : 0;
+    ck_d8 total = {0}, square = {0};
+    double totalRest = 0, squareRest = 0;
+    for (j = 0; j + 8 <= count; j += 8) {
+        const ck_f8 k = __builtin_convertvector(*(const ck_d8_unaligned *)(means + j) - origin - mean, ck_f8);
+        *(ck_f8_unaligned *)(key + j) = k;
+        const ck_d8 stored = __builtin_convertvector(k, ck_d8);
+        total += stored;
+        square += stored * stored;
+    }
+    for (; j < count; j++) {
+        key[j] = (float)((means[j] - origin) - mean);
+        const double stored = key[j];
+        totalRest += stored;
+        squareRest += stored * stored;
+    }
+    *sum = CK_HSUM8(total) + totalRest;
+    *squares = CK_HSUM8(square) + squareRest;
 }

@@ -56,6 +56,11 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
 /// block) / count` with `shift` the mean of the row's first 16 values (its first value when shorter)
 /// and `block` 1024; with `exact`, shift 0 and `block` 16 (every value added in Double).
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means);
+/// One SPSA head's key from its `count` channel means: `key[j] = (float)((means[j] − means[0]) − m)`
+/// with `m` the mean of `means[j] − means[0]` when `centered` (correlation), `(float)means[j]` otherwise
+/// (cosine); `*sum` and `*squares` are `Σ key[j]` and `Σ key[j]²` of the stored Floats, in Double.
+/// Relative to the first channel, equal means give exactly zero.
+void ck_key_finish(const double *means, ptrdiff_t count, int centered, float *key, double *sum, double *squares);
 
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);
