@@ -54,7 +54,9 @@ void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);
 double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t block);
 /// The means of `rows` contiguous rows of `count` floats, `shift + ck_shifted_sum(row, count, shift,
 /// block) / count` with `shift` the mean of the row's first 16 values (its first value when shorter)
-/// and `block` 1024; with `exact`, shift 0 and `block` 16 (every value added in Double).
+/// and `block` 1024; with `exact`, shift 0 and `block` 16 (every value added in Double). Rows of
+/// 16–1024 values (not exact) fold their 16 lanes in Float, 16 rows at a time; a row's mean never
+/// depends on the other rows of the call.
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means);
 /// One SPSA head's key from its `count` channel means: `key[j] = (float)((means[j] − means[0]) − m)`
 /// with `m` the mean of `means[j] − means[0]` when `centered` (correlation), `(float)means[j]` otherwise
