@@ -38,10 +38,10 @@ final class SPSAMemoryPathTests: XCTestCase {
 
     func testEveryMemoryPathMatchesNaive() throws {
         // Planes under one tile (143 pixels), over two tiles with a partial 16-pixel group at the end
-        // (1,200 = 512 + 688), under 16 pixels (copied into a padded group), and a tensor past the
-        // parallel threshold (547,200 elements) on two threads.
+        // (2,550 = 1,024 + 1,526, 1,526 = 23·64 + 54), under 16 pixels (copied into a padded group),
+        // and a tensor past the parallel threshold (547,200 elements) on two threads.
         let cases: [(Shape, heads: Int, threads: Int)] = [
-            (Shape(1, 64, 13, 11), 1, 1), (Shape(2, 32, 40, 30), 2, 1), (Shape(3, 8, 1, 7), 2, 1),
+            (Shape(1, 64, 13, 11), 1, 1), (Shape(2, 32, 50, 51), 2, 1), (Shape(3, 8, 1, 7), 2, 1),
             (Shape(2, 64, 75, 57), 2, 2),
         ]
         for (shape, heads, threads) in cases {
@@ -70,7 +70,8 @@ final class SPSAMemoryPathTests: XCTestCase {
     /// The pixels that fall in partial groups move with the alignment, and the result must not:
     /// every placement gives the same bits.
     func testEveryOutputAlignmentMatchesNaive() throws {
-        let cases: [(Shape, heads: Int)] = [(Shape(1, 16, 4, 4), 1), (Shape(2, 64, 8, 8), 2), (Shape(1, 8, 32, 40), 1)]
+        // 16, 64 and 2,560 pixels (two tiles of 1,024 and 1,536).
+        let cases: [(Shape, heads: Int)] = [(Shape(1, 16, 4, 4), 1), (Shape(2, 64, 8, 8), 2), (Shape(1, 8, 32, 80), 1)]
         let rowWise = SPSAPlan.Tuning(streamingBytes: 0, prefetchBytes: 0, blockBytes: .max)
         for (shape, heads) in cases {
             let x = seededTensor(shape, seed: 11, offset: 5)

@@ -35,8 +35,11 @@ struct SPSAPlan {
 
     /// 16-float vectors per NCHW chunk (measured in docs/kernels.md).
     static let chunkVectors = Int(ProcessInfo.processInfo.environment["SPSA_VECTORS"] ?? "") ?? 4
-    /// Pixels per NCHW work item: 512 amortise the item's set-up.
-    static let tilePixels = 512
+    /// Pixels per NCHW work item: enough to amortise the item's set-up and, out of cache, to make
+    /// each channel row's prefetch and streaming-store run 4 KB long. 1024 against 512, alternating
+    /// on `[8, 256, 112, 112]` (docs/kernels.md): 2 threads 13.1–16.8 against 14.6–17.4 ms, 1 thread
+    /// 34.3–37.7 against 36.8–42.9 ms; the in-cache shapes no slower.
+    static let tilePixels = 1024
     /// Pixels per NHWC work item.
     static let pixelGroup = 64
     /// Below this many elements one thread does the whole call: waking a Dispatch worker costs
