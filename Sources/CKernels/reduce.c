@@ -111,7 +111,7 @@ CK_WIDE static inline float ck_row_shift(const float *row, ptrdiff_t count, int 
 typedef double ck_d8_unaligned __attribute__((vector_size(64), aligned(8)));
 #define CK_HSUM8(l) ((((l)[0] + (l)[1]) + ((l)[2] + (l)[3])) + (((l)[4] + (l)[5]) + ((l)[6] + (l)[7])))
 
-// One level of CK_LANE_TOTALS: `a` and `b` hold groups of G lanes, each group one row's partial sums;
+// One level of ck_lane_totals16: `a` and `b` hold groups of G lanes, each group one row's partial sums;
 // the result holds groups of G/2, a's rows then b's, each group the sum of its halves.
 #define CK_FOLD(a, b, LO, HI) (__builtin_shufflevector((a), (b), LO) + __builtin_shufflevector((a), (b), HI))
 #define CK_FOLD16_LO 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23

@@ -64,6 +64,14 @@ void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact
 /// Relative to the first channel, equal means give exactly zero.
 void ck_key_finish(const double *means, ptrdiff_t count, int centered, float *key, double *sum, double *squares);
 
+/// `v[0..<16]` replaced by their square roots (IEEE: correctly rounded, NaN for negatives) in one
+/// vector operation, for Swift's kernels: `SIMD16<Float>.squareRoot()` goes lane by lane through a
+/// scalar square root with libm's errno check (16 square roots, compares, branches and inserts).
+static inline __attribute__((always_inline, min_vector_width(512))) void ck_sqrt16(float *v) {
+    typedef float ck_sqrt16_lanes __attribute__((vector_size(64), aligned(4)));
+    *(ck_sqrt16_lanes *)v = __builtin_elementwise_sqrt(*(ck_sqrt16_lanes *)v);
+}
+
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);
 

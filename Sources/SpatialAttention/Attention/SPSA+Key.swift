@@ -22,7 +22,7 @@ final class SPSAKeys: @unchecked Sendable {
         @inline(__always)
         func correlation(dot: FloatVector, squaredNorm: FloatVector) -> FloatVector {
             if degenerate { return FloatVector() }
-            var corr = dot / squaredNorm.squareRoot() * inverseNorm
+            var corr = dot / squaredNorm.vectorSquareRoot * inverseNorm
             if !inverseNorm.isNaN { corr.replace(with: 0, where: squaredNorm .== 0) }
             return corr
         }
