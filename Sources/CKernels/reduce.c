@@ -246,3 +246,115 @@ CK_WIDE void ck_key_finish(const double *means, ptrdiff_t count, int centered, f
     *sum = CK_HSUM8(total) + totalRest;
     *squares = CK_HSUM8(square) + squareRest;
 }
+
+// Channel means of channels-last data, 16 channels a vector (see CKernels.h). Each lane is one
+// channel: its shift is the balanced sum of its first 16 pixels over 16, its shifted values are added
+// in Float over runs of 64 pixels and each run's sums widened to Double (16 lanes as two vectors of 8).
+CK_WIDE void ck_shifted_column_means(const float *x, ptrdiff_t pixels, ptrdiff_t stride, int width, int exact,
+                                     double *means) {
+    enum { maxWidth = 64 };
+    const ptrdiff_t run = exact ? 1 : 64;
+    const int vectors = width / 16;
+    float shift[maxWidth];
+    for (int c = 0; c < width; c++) {
+        if (exact) {
+            shift[c] = 0;
+        } else if (pixels >= 16) {
+            float pair[8];
+            for (int i = 0; i < 8; i++) pair[i] = x[2 * i * stride + c] + x[(2 * i + 1) * stride + c];
+            shift[c] = (((pair[0] + pair[1]) + (pair[2] + pair[3])) + ((pair[4] + pair[5]) + (pair[6] + pair[7]))) / 16;
+        } else {
+            shift[c] = x[c];
+        }
+    }
+    ck_d8 low[maxWidth / 16], high[maxWidth / 16];
+    double rest[maxWidth];
+    for (int v = 0; v < vectors; v++) low[v] = high[v] = (ck_d8){0};
+    for (int c = 0; c < width; c++) rest[c] = 0;
+    for (ptrdiff_t p0 = 0; p0 < pixels; p0 += run) {
+        const ptrdiff_t p1 = pixels - p0 < run ? pixels : p0 + run;
+        for (int v = 0; v < vectors; v++) {
+            const ck_f16 s = CK_LOAD16(shift + 16 * v);
+            ck_f16 a0 = {0}, a1 = {0};
+            ptrdiff_t p = p0;
+            for (; p + 2 <= p1; p += 2) {
+                a0 += CK_LOAD16(x + p * stride + 16 * v) - s;
+                a1 += CK_LOAD16(x + (p + 1) * stride + 16 * v) - s;
+            }
+            if (p < p1) a0 += CK_LOAD16(x + p * stride + 16 * v) - s;
+            const ck_f16 a = a0 + a1;
+            low[v] += __builtin_convertvector(__builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7), ck_d8);
+            high[v] += __builtin_convertvector(__builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15), ck_d8);
+        }
+        for (int c = 16 * vectors; c < width; c++) {
+            float a = 0;
+            for (ptrdiff_t p = p0; p < p1; p++) a += x[p * stride + c] - shift[c];
+            rest[c] += a;
+        }
+    }
+    const double count = (double)pixels;
+    for (int v = 0; v < vectors; v++)
+        for (int i = 0; i < 8; i++) {
+            means[16 * v + i] = (double)shift[16 * v + i] + low[v][i] / count;
+            means[16 * v + 8 + i] = (double)shift[16 * v + 8 + i] + high[v][i] / count;
+        }
+    for (int c = 16 * vectors; c < width; c++) means[c] = (double)shift[c] + rest[c] / count;
+}
+
+// Moments of up to 16 pixels' channel vectors (channels-last SPSA, see CKernels.h): each pixel's three
+// sums in 16 lanes, then the lanes of 16 pixels folded together by ck_lane_totals16, pixel j in lane j.
+CK_WIDE void ck_pixel_moments16(const float *x, ptrdiff_t stride, int pixels, int length, const float *key,
+                                int centered, float *sums, float *squares, float *dots) {
+    ck_f16 va[16], vq[16], vd[16];
+    if (length < 16) {
+        for (int j = 0; j < 16; j++) {
+            float a = 0, q = 0, d = 0;
+            if (j < pixels) {
+                const float *row = x + j * stride;
+                const float s = centered ? row[0] : 0.0f;
+                for (int c = 0; c < length; c++) {
+                    const float e = row[c] - s;
+                    a += e;
+                    q += e * e;
+                    d += e * key[c];
+                }
+            }
+            sums[j] = a;
+            squares[j] = q;
+            dots[j] = d;
+        }
+        return;
+    }
+    const int vectors = length / 16, tail = length % 16;
+    const ck_i16 keep = CK_LANE_INDEX >= (int)(16 - tail);
+    for (int j = 0; j < 16; j++) {
+        ck_f16 a = {0}, q = {0}, d = {0};
+        if (j < pixels) {
+            const float *row = x + j * stride;
+            const ck_f16 s = (ck_f16){0} + (centered ? row[0] : 0.0f);
+            for (int v = 0; v < vectors; v++) {
+                const ck_f16 e = CK_LOAD16(row + 16 * v) - s;
+                a += e;
+                q += e * e;
+                d += e * CK_LOAD16(key + 16 * v);
+            }
+            if (tail) {
+                // The last 16 channels, those already added masked out.
+                const ck_f16 e = (ck_f16)((ck_i16)(CK_LOAD16(row + length - 16) - s) & keep);
+                a += e;
+                q += e * e;
+                d += e * CK_LOAD16(key + length - 16);
+            }
+        }
+        va[j] = a;
+        vq[j] = q;
+        vd[j] = d;
+    }
+    ck_f16 ta, tq, td;
+    ck_lane_totals16(va, &ta);
+    ck_lane_totals16(vq, &tq);
+    ck_lane_totals16(vd, &td);
+    *(ck_f16_unaligned *)sums = ta;
+    *(ck_f16_unaligned *)squares = tq;
+    *(ck_f16_unaligned *)dots = td;
+}

@@ -58,6 +58,17 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
 /// 16–1024 values (not exact) fold their 16 lanes in Float, 16 rows at a time; a row's mean never
 /// depends on the other rows of the call.
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means);
+/// The means of `width` ≤ 64 channels of channels-last data: `pixels` rows `stride` floats apart,
+/// channel c at `x[p·stride + c]`. `means[c] = shift_c + Σ_p (x[p·stride + c] − shift_c) / pixels`,
+/// `shift_c` the balanced sum of the channel's first 16 pixels over 16 (its first pixel when fewer),
+/// the shifted values added in Float over runs of 64 pixels, each run widened to Double; with `exact`,
+/// shift 0 and every value added in Double. Exact for a constant channel.
+void ck_shifted_column_means(const float *x, ptrdiff_t pixels, ptrdiff_t stride, int width, int exact, double *means);
+/// Channels-last SPSA moments of `pixels` ≤ 16 pixels, pixel j's `length` channel values at
+/// `x + j·stride`: with `v = x − s` (`s` the pixel's first value when `centered`, else 0),
+/// `sums[j] = Σv`, `squares[j] = Σv²`, `dots[j] = Σ v·key[c]`, in Float, for j < 16 (0 past `pixels`).
+void ck_pixel_moments16(const float *x, ptrdiff_t stride, int pixels, int length, const float *key,
+                        int centered, float *sums, float *squares, float *dots);
 /// One SPSA head's key from its `count` channel means: `key[j] = (float)((means[j] − means[0]) − m)`
 /// with `m` the mean of `means[j] − means[0]` when `centered` (correlation), `(float)means[j]` otherwise
 /// (cosine); `*sum` and `*squares` are `Σ key[j]` and `Σ key[j]²` of the stored Floats, in Double.

@@ -1,6 +1,8 @@
 // The NHWC path of the fused SPSA kernel (SPSA+Kernel.swift has the plan, the NCHW path and the
-// cost model): a pixel's channel vector is contiguous, so the moments are reduced per pixel and the
-// weights computed 64 pixels at a time.
+// cost model): a pixel's channel vector is contiguous, so the moments are reduced per pixel, 16
+// pixels at a time in C (`ck_pixel_moments16`), and the weights computed 64 pixels at a time.
+
+import CKernels
 
 extension SPSAPlan {
     func runChannelsLast(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, images: Range<Int>,
@@ -10,14 +12,29 @@ extension SPSAPlan {
         Threads.forEach(images.count * groups, threads: threads) { item in
             let n = images.lowerBound + item / groups, start = (item % groups) * Self.pixelGroup
             let count = min(P, start + Self.pixelGroup) - start
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.pixelGroup) { weightBuffer in
-                let weights = weightBuffer.baseAddress!
+            // The group's weights, then one 16-pixel batch's Σv, Σv² and Σv·k.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.pixelGroup + 48) { buffer in
+                let weights = buffer.baseAddress!, moments = weights + Self.pixelGroup
                 for g in 0..<heads {
                     let key = keys.head(n * heads + g)
-                    for j in 0..<count {
-                        weights[j] = pixelCorrelation(x + (n * P + start + j) * C + g * cph, key: key)
+                    let first = x + (n * P + start) * C + g * cph
+                    var j = 0
+                    while j < count {
+                        // 16 pixels at a time: each pixel's sums in 16 lanes, then the lanes of the 16
+                        // pixels folded together (one horizontal sum per pixel and moment was most of
+                        // an NHWC call; docs/kernels.md).
+                        ck_pixel_moments16(first + j * C, C, Int32(min(16, count - j)), Int32(cph), key.values,
+                                           centered ? 1 : 0, moments, moments + 16, moments + 32)
+                        var (sum, squares, dots) = (OneVector(), OneVector(), OneVector())
+                        sum[0] = moments.loadVector()
+                        squares[0] = moments.loadVector(16)
+                        dots[0] = moments.loadVector(32)
+                        OneVector.finish(sum: sum, squares: squares, dots: dots, count: cph, centered: centered,
+                                         key: key, into: weights + j)
+                        j += 16
                     }
-                    for j in count..<Self.pixelGroup { weights[j] = 0 }
+                    // Weights past the last batch (a plane's last group) are computed and never used.
+                    (weights + j).initialize(repeating: 0, count: Self.pixelGroup - j)
                     power.weights(weights, count: Self.pixelGroup, reverse: reverse)
                     for j in 0..<count {
                         let offset = (n * P + start + j) * C + g * cph
@@ -26,35 +43,6 @@ extension SPSAPlan {
                 }
             }
         }
-    }
-
-    /// One pixel's correlation with the key, from one pass over its contiguous channel vector, with
-    /// the same shifted sums as ``ChunkVectors`` (the shift is the pixel's first channel value).
-    @inline(__always)
-    private func pixelCorrelation(_ row: UnsafePointer<Float>, key: SPSAKeys.Head) -> Float {
-        let cph = channelsPerHead
-        let vectorEnd = cph & ~15
-        var q = FloatVector(), d = FloatVector(), a = FloatVector()
-        var qTail: Float = 0, dTail: Float = 0, aTail: Float = 0
-        let s: Float = centered ? row[0] : 0
-        let sv = FloatVector(repeating: s)
-        var i = 0
-        while i < vectorEnd {
-            let v = row.loadVector(i) - sv
-            a += v
-            q = multiplyAdd(v, v, q)
-            d = multiplyAdd(v, key.values.loadVector(i), d)
-            i += 16
-        }
-        while i < cph { let v = row[i] - s; aTail += v; qTail += v * v; dTail += v * key.values[i]; i += 1 }
-        var dot = d.treeSum + dTail, squaredNorm = q.treeSum + qTail
-        if centered {
-            let sum = a.treeSum + aTail
-            let correction = sum * sum / Float(cph)
-            squaredNorm = squaredNorm > correction ? squaredNorm - correction : 0
-            dot -= sum * key.sum / Float(cph)
-        }
-        return key.correlation(dot: dot, squaredNorm: squaredNorm)
     }
 
     @inline(__always)

@@ -26,13 +26,6 @@ final class SPSAKeys: @unchecked Sendable {
             if !inverseNorm.isNaN { corr.replace(with: 0, where: squaredNorm .== 0) }
             return corr
         }
-
-        @inline(__always)
-        func correlation(dot: Float, squaredNorm: Float) -> Float {
-            if degenerate { return 0 }
-            if squaredNorm == 0 && !inverseNorm.isNaN { return 0 }
-            return dot / squaredNorm.squareRoot() * inverseNorm
-        }
     }
 
     private let plan: SPSAPlan
@@ -84,25 +77,11 @@ final class SPSAKeys: @unchecked Sendable {
              inverseNorm: inverseNorms[index], degenerate: degenerate[index], sum: sums[index])
     }
 
-    // Both layouts sum x − s in Float over short runs (up to 64 values a lane in NCHW, 8 pixels a lane in
-    // NHWC) and add the lanes into Double totals. The shift s is the
-    // channel's mean over its first 16 pixels (its first pixel when there are fewer): then x − s has a
-    // mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay small. A sum of
-    // equal values is exact, so a constant channel still gives exactly its value.
-
-    /// `Σ_{i<16} p[i·stride + lane]` for 16 lanes, as a balanced tree (exact for equal values).
-    @inline(__always)
-    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> FloatVector {
-        @inline(__always) func pair(_ i: Int) -> FloatVector { p.loadVector(2 * i * stride) + p.loadVector((2 * i + 1) * stride) }
-        return ((pair(0) + pair(1)) + (pair(2) + pair(3))) + ((pair(4) + pair(5)) + (pair(6) + pair(7)))
-    }
-
-    /// `Σ_{i<16} p[i·stride]` as a balanced tree (exact for equal values).
-    @inline(__always)
-    private static func balancedSum16(_ p: UnsafePointer<Float>, stride: Int) -> Float {
-        @inline(__always) func pair(_ i: Int) -> Float { p[2 * i * stride] + p[(2 * i + 1) * stride] }
-        return ((pair(0) + pair(1)) + (pair(2) + pair(3))) + ((pair(4) + pair(5)) + (pair(6) + pair(7)))
-    }
+    // Both layouts sum x − s in Float over short runs (up to 64 values a lane: NCHW's 16 lanes over
+    // a 1024-value block, NHWC's 64-pixel runs) and add them into Double totals (in C: `reduce.c`). The
+    // shift s is the channel's mean over its first 16 pixels (its first pixel when there are fewer):
+    // then x − s has a mean of order σ/4 rather than σ, so the partial sums, and their rounding, stay
+    // small. A sum of equal values is exact, so a constant channel still gives exactly its value.
 
     private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, rows: Range<Int>, threads: Int) {
         let P = plan.shape.pixels
@@ -131,41 +110,14 @@ final class SPSAKeys: @unchecked Sendable {
         let means = self.means
         // Heads of ≤ 4 channels add every pixel, unshifted, in Double (see the NCHW pass).
         let exact = plan.channelsPerHead <= 4
-        let block = 64, pixelBlock = exact ? 1 : 8
+        // Blocks of 64 channels (`ck_shifted_column_means`, 16 channels a vector; in Swift, the
+        // per-block Double totals were a heap array updated one channel at a time: 40% of an NHWC call).
+        let block = 64
         let blocks = (C + block - 1) / block
         Threads.forEach(images.count * blocks, threads: threads) { item in
-            let n = images.lowerBound + item / blocks, c0 = (item % blocks) * block, width = min(block, C - c0)
-            let first = x + n * P * C + c0
-            var total = [Double](repeating: 0, count: width)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { buffer in
-                let partial = buffer.baseAddress!, shift = partial + block
-                // The shift of each channel: the balanced sum of its first 16 pixels over 16.
-                var j = 0
-                if exact {
-                    shift.initialize(repeating: 0, count: block)
-                } else if P >= 16 {
-                    while j + 16 <= width { shift.storeVector(Self.balancedSum16(first + j, stride: C) / 16, j); j += 16 }
-                    while j < width { shift[j] = Self.balancedSum16(first + j, stride: C) / 16; j += 1 }
-                } else {
-                    for j in 0..<width { shift[j] = first[j] }
-                }
-                var p0 = 0
-                while p0 < P {
-                    partial.initialize(repeating: 0, count: block)
-                    for p in p0..<min(P, p0 + pixelBlock) {
-                        let row = first + p * C
-                        var j = 0
-                        while j + 16 <= width {
-                            partial.storeVector(partial.loadVector(j) + (row.loadVector(j) - UnsafePointer(shift).loadVector(j)), j)
-                            j += 16
-                        }
-                        while j < width { partial[j] += row[j] - shift[j]; j += 1 }
-                    }
-                    for j in 0..<width { total[j] += Double(partial[j]) }
-                    p0 += pixelBlock
-                }
-                for j in 0..<width { means[n * C + c0 + j] = Double(shift[j]) + total[j] / Double(P) }
-            }
+            let n = images.lowerBound + item / blocks, c0 = (item % blocks) * block
+            ck_shifted_column_means(x + n * P * C + c0, P, C, Int32(min(block, C - c0)), exact ? 1 : 0,
+                                    means + n * C + c0)
         }
     }
 
