@@ -22,7 +22,7 @@ public struct Tolerance: Sendable, CustomStringConvertible {
 
     /// SPSA: Float32 moments by shifted sums, the key's channel means in Double. The correlation is
     /// then good to a few ulps of 1 and `A = (1 − σ)^α` amplifies it by at most α; the measured worst
-    /// over the test sweeps and 1,600 random CLI cases (α ≤ 4, 2–512 channels a head) is 1.9e-6
+    /// over the test sweeps and 1,600 random CLI cases (α ≤ 4, 2–512 channels a head) is 1.5e-6
     /// relative (docs/kernels.md). 1e-5 relative is the bound issue 2 sets against an independent NumPy transcription;
     /// 1e-6 absolute covers outputs that cross zero.
     public static let spsa = Tolerance(absolute: 1e-6, relative: 1e-5)

@@ -55,8 +55,8 @@ double ck_shifted_sum(const float *row, ptrdiff_t count, float shift, ptrdiff_t 
 /// The means of `rows` contiguous rows of `count` floats, `shift + ck_shifted_sum(row, count, shift,
 /// block) / count` with `shift` the mean of the row's first 16 values (its first value when shorter)
 /// and `block` 1024; with `exact`, shift 0 and `block` 16 (every value added in Double). Rows of
-/// 16–1024 values (not exact) fold their 16 lanes in Float, 16 rows at a time; a row's mean never
-/// depends on the other rows of the call.
+/// 16–1024 values (not exact) are done 16 rows at a time, their lanes widened and added in Double
+/// together; a row's mean never depends on the other rows of the call.
 void ck_shifted_means(const float *x, ptrdiff_t rows, ptrdiff_t count, int exact, double *means);
 /// The means of `width` ≤ 64 channels of channels-last data: `pixels` rows `stride` floats apart,
 /// channel c at `x[p·stride + c]`. `means[c] = shift_c + Σ_p (x[p·stride + c] − shift_c) / pixels`,

@@ -91,11 +91,10 @@ final class SPSAKeys: @unchecked Sendable {
         let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
             let first = rows.lowerBound + item * rowsPerItem
-            // Float runs of up to 64 values a lane over 1024-pixel blocks. Rows of one block fold their
-            // 16 lanes in Float, 16 rows at a time; longer rows widen them to Double once a block. A
-            // Float fold rounds at the block sum's magnitude (measured 4.5e-8 in a mean of 784
-            // normals), which a 2-channel key of small norm turned into 1.5e-5 before such heads went
-            // to Double; with ≥ 5 channels the worst CLI case is 1.9e-6 (docs/kernels.md).
+            // Float runs of up to 64 values a lane over 1024-pixel blocks, the 16 lanes widened to Double
+            // before they are combined (16 rows at a time for rows of one block): a Float tree over them
+            // rounded at the block sum's magnitude (measured 4.5e-8 in a mean of 784 normals), which a
+            // 2-channel key of small norm turned into 1.5e-5, and 5 channels a head into 3.3e-6.
             // Heads of ≤ 4 channels: a key of small norm is likely, and the
             // correlation's direction then amplifies any rounding of the means, even that of x − s
             // in Float (8e-6 relative in the output with Float runs, 8.5e-7 with every x added in
