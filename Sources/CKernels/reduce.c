@@ -158,9 +158,8 @@ CK_WIDE static inline __attribute__((always_inline)) void ck_lane_totals16_doubl
 // and added in Double 16 rows together by ck_lane_totals16_double instead of one row at a time: rows of
 // 49 values spent most of their time in that horizontal sum and the per-row division
 // (docs/kernels.md). Folding the lanes in Float instead measured 3.3e-6 against 1.2e-6 worst relative
-// error in the CLI check (5 channels a head). The result
-// does not depend on how rows are grouped: absent rows are zero vectors and each row's arithmetic is
-// its own.
+// error in the CLI check (5 channels a head). The result does not depend on how rows are grouped:
+// absent rows are zero vectors and each row's arithmetic is its own.
 CK_WIDE static void ck_shifted_means_short(const float *x, ptrdiff_t rows, ptrdiff_t count, double *means) {
     const ptrdiff_t tail = count % 16;
     const ck_i16 keep = CK_LANE_INDEX >= (int)(16 - tail);

@@ -86,7 +86,7 @@ final class SPSAKeys: @unchecked Sendable {
     private func shiftedMeansChannelsFirst(_ x: UnsafePointer<Float>, rows: Range<Int>, threads: Int) {
         let P = plan.shape.pixels
         let means = self.means
-        // 16 rows an item: ck_shifted_means sums the lanes of rows shorter than 1024 values 16 rows at a time.
+        // 16 rows an item: ck_shifted_means adds the lanes of rows of 16–1024 values 16 rows at a time.
         let rowsPerItem = 16
         let exact = plan.channelsPerHead <= 4
         Threads.forEach((rows.count + rowsPerItem - 1) / rowsPerItem, threads: threads) { item in
