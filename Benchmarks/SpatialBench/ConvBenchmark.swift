@@ -94,13 +94,13 @@ struct ConvBenchmark: ParsableCommand {
                 total += m.median * Double(c.count)
                 totalFLOP += flop * Double(c.count)
                 table.append([c.layer, "\(c.channels)→\(c.outputs)", "\(c.size)×\(c.size)", "\(outShape.height)×\(outShape.width)",
-                              "\(c.count)", conv.preferredAlgorithm.description, fmt(flop / 1e9, 3), fmt(m.median * 1e3, 3),
+                              "\(c.count)", conv.preferredAlgorithm(for: x.shape).description, fmt(flop / 1e9, 3), fmt(m.median * 1e3, 3),
                               fmt(gflops, 1), fmt(100 * gflops / peak, 1), fmt(gemm, 1), fmt(gflops / gemm, 2)])
                 records.append(.object([
                     ("layer", .string(c.layer)), ("model", .string(model)), ("channels", .integer(c.channels)),
                     ("outputs", .integer(c.outputs)), ("size", .integer(c.size)), ("kernel", .integer(c.window.kernelHeight)),
                     ("stride", .integer(c.window.strideHeight)), ("count", .integer(c.count)), ("batch", .integer(batch)),
-                    ("threads", .integer(t)), ("algorithm", .string(conv.preferredAlgorithm.description)),
+                    ("threads", .integer(t)), ("algorithm", .string(conv.preferredAlgorithm(for: x.shape).description)),
                     ("seconds", .number(m.median)), ("gflops", .number(gflops)), ("sgemm_peak_gflops", .number(peak)),
                     ("same_shape_sgemm_gflops", .number(gemm)),
                 ]))

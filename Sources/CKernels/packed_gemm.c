@@ -11,10 +11,11 @@
 // the per-call packing of the filters, OpenBLAS's zeroing pass over C (beta = 0 is a memset), and
 // the epilogue's read and write of C.
 //
-// Layout (BLIS style): A is cut into CK_KC-deep blocks and CK_MR-row panels, each panel stored
-// k-major (CK_MR consecutive values per k, zero rows past M). B is packed per (CK_KC × nc) block
+// Layout (BLIS style): A is cut into CK_KC-deep blocks and CK_MP-row panels, each panel stored
+// k-major (CK_MP consecutive values per k, zero rows past M). B is packed per (CK_KC × nc) block
 // into CK_NR-wide panels, k-major, zero columns past N. The micro-kernel keeps an CK_MR × CK_NR
-// tile of C in 16 zmm registers: per k, two loads of B and eight broadcasts of A feed 16 FMAs.
+// tile of C in 16 zmm registers: per k, two loads of B and eight broadcasts of A (half a panel)
+// feed 16 FMAs. Few columns take the channels-in-lanes path instead (packed_gemm_column_tiles).
 //
 // B column j of the batch is pixel j % P of image j / P, so one call covers a whole batch: B
 // element (k, j) is at b[(j / P)·bImageStride + k·bRowStride + j % P], and C element (r, j) at
@@ -27,13 +28,19 @@
 #ifndef CK_MC
 #define CK_MC 128
 #endif
+// Workspace floats of the channels-in-lanes path: column tiles and partial sums.
+#define CK_TILE_WORKSPACE 262144
 
 ptrdiff_t ck_packed_weights_count(int m, int k) {
-    const ptrdiff_t panels = (m + CK_MR - 1) / CK_MR;
-    return panels * CK_MR * (ptrdiff_t)k;
+    const ptrdiff_t panels = (m + CK_MP - 1) / CK_MP;
+    return panels * CK_MP * (ptrdiff_t)k;
 }
 
-ptrdiff_t ck_packed_gemm_workspace_count(void) { return (ptrdiff_t)CK_KC * CK_NC; }
+// One packed block of B (CK_KC × CK_NC), or the column tiles of packed_gemm_column_tiles.
+ptrdiff_t ck_packed_gemm_workspace_count(void) {
+    const ptrdiff_t block = (ptrdiff_t)CK_KC * CK_NC;
+    return block > CK_TILE_WORKSPACE ? block : CK_TILE_WORKSPACE;
+}
 
 int ck_packed_gemm_vectorized(void) {
 #if defined(__AVX512F__)
@@ -43,18 +50,18 @@ int ck_packed_gemm_vectorized(void) {
 #endif
 }
 
-// Block pc (depth k0 ..< k0+kc), panel i: offset k0·Mpad + i·CK_MR·kc.
+// Block pc (depth k0 ..< k0+kc), panel i: offset k0·Mpad + i·CK_MP·kc.
 void ck_pack_weights(const float *a, int m, int k, float *packed) {
-    const int panels = (m + CK_MR - 1) / CK_MR;
+    const int panels = (m + CK_MP - 1) / CK_MP;
     for (int k0 = 0; k0 < k; k0 += CK_KC) {
         const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
-        float *block = packed + (ptrdiff_t)k0 * panels * CK_MR;
+        float *block = packed + (ptrdiff_t)k0 * panels * CK_MP;
         for (int i = 0; i < panels; i++) {
-            float *panel = block + (ptrdiff_t)i * CK_MR * kc;
+            float *panel = block + (ptrdiff_t)i * CK_MP * kc;
             for (int p = 0; p < kc; p++) {
-                for (int r = 0; r < CK_MR; r++) {
-                    const int row = i * CK_MR + r;
-                    panel[p * CK_MR + r] = row < m ? a[(ptrdiff_t)row * k + k0 + p] : 0.0f;
+                for (int r = 0; r < CK_MP; r++) {
+                    const int row = i * CK_MP + r;
+                    panel[p * CK_MP + r] = row < m ? a[(ptrdiff_t)row * k + k0 + p] : 0.0f;
                 }
             }
         }
@@ -236,6 +243,11 @@ static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, cons
     }
 }
 
+// Rows row0 ..< row0 + 8 (row0 a multiple of 8) of a packed depth block kc deep.
+static inline const float *panel_rows(const float *block, int row0, int kc) {
+    return block + (ptrdiff_t)(row0 / CK_MP) * CK_MP * kc + row0 % CK_MP;
+}
+
 // Stores one finished row segment of C: mode 0 first block (store), 1 middle (add), 2 last block
 // (add unless first, then bias, residual, activation).
 static inline float ck_act(float v, int activation) {
@@ -297,7 +309,7 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
         w = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(w, b0, c50); c51 = _mm512_fmadd_ps(w, b1, c51);
         w = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(w, b0, c60); c61 = _mm512_fmadd_ps(w, b1, c61);
         w = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(w, b0, c70); c71 = _mm512_fmadd_ps(w, b1, c71);
-        a += CK_MR;
+        a += CK_MP;
         b += CK_NR;
     }
     __m512 acc[CK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
@@ -347,7 +359,7 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
     for (int i = 0; i < CK_MR * CK_NR; i++) tile[i] = 0.0f;
     for (int p = 0; p < kc; p++) {
         for (int r = 0; r < CK_MR; r++) {
-            const float w = a[p * CK_MR + r];
+            const float w = a[p * CK_MP + r];
             for (int q = 0; q < CK_NR; q++) tile[r * CK_NR + q] += w * b[p * CK_NR + q];
         }
     }
@@ -355,11 +367,290 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
 }
 #endif
 
+#if defined(__AVX512F__)
+// Channels-in-lanes path. Where the columns leave much of the last 32-wide panel empty (7×7 and
+// 14×14 outputs at batch 1: 49 columns are computed as 64, 196 as 224), C is computed in tiles
+// of up to 64 rows (four 16-row panels of A, one vector each) by CK_TW columns, the rows in the
+// vector lanes and the columns broadcast: 28 accumulators, four loads of A and seven broadcasts
+// of B per depth step. Every ResNet output size (112², 56², 28², 14², 7²) is a multiple of 7, so
+// no lane is wasted there.
+//
+// B is packed per column tile for the whole depth (CK_TS floats a depth step: CK_TW values and a
+// zero), tiles in blocks that fit the workspace. A is read in 128-deep sub-blocks (64 rows ×
+// 128 × 4 B = 32 KiB stay in L1 while the block's tiles pass); the tiles' partial sums wait in
+// the workspace between sub-blocks, and each tile is transposed into C once, at the end.
+#define CK_TW 7
+#define CK_TS 8
+#ifndef CK_TKC
+#define CK_TKC 128
+#endif
+#define CK_TACC (4 * CK_TW * 16)
+
+// acc (CK_TACC floats) = [first ? 0 : acc] + A(np panels, kc deep) · B(kc × CK_TW): vector v of
+// column q at acc + (v·CK_TW + q)·16.
+static inline __attribute__((always_inline))
+void tile_kernel(int np, int kc, const float *a, ptrdiff_t panelStride, const float *b, float *acc, int first) {
+    __m512 c[4][CK_TW];
+    for (int v = 0; v < np; v++) {
+        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (v * CK_TW + q) * 16);
+    }
+    for (int p = 0; p < kc; p++) {
+        __m512 w[4];
+        for (int v = 0; v < np; v++) w[v] = _mm512_loadu_ps(a + v * panelStride);
+        for (int q = 0; q < CK_TW; q++) {
+            const __m512 x = _mm512_set1_ps(b[q]);
+            for (int v = 0; v < np; v++) c[v][q] = _mm512_fmadd_ps(w[v], x, c[v][q]);
+        }
+        a += CK_MP;
+        b += CK_TS;
+    }
+    for (int v = 0; v < np; v++) {
+        for (int q = 0; q < CK_TW; q++) _mm512_store_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
+    }
+}
+
+// np = 4 written out: through tile_kernel's loops clang shuffled registers and spilled in the
+// depth loop (28 accumulators and 4 vectors of A take all 32 zmm registers).
+static void tile_kernel4(int kc, const float *a, ptrdiff_t panelStride, const float *b, float *acc, int first) {
+    __m512 c[4][CK_TW];
+    for (int v = 0; v < 4; v++) {
+        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (v * CK_TW + q) * 16);
+    }
+    const float *a0 = a, *a1 = a + panelStride, *a2 = a + 2 * panelStride, *a3 = a + 3 * panelStride;
+    for (int p = 0; p < kc; p++) {
+        const __m512 w0 = _mm512_loadu_ps(a0), w1 = _mm512_loadu_ps(a1), w2 = _mm512_loadu_ps(a2), w3 = _mm512_loadu_ps(a3);
+#define CK_TILE_COLUMN(q) { const __m512 x = _mm512_set1_ps(b[q]); \
+        c[0][q] = _mm512_fmadd_ps(w0, x, c[0][q]); c[1][q] = _mm512_fmadd_ps(w1, x, c[1][q]); \
+        c[2][q] = _mm512_fmadd_ps(w2, x, c[2][q]); c[3][q] = _mm512_fmadd_ps(w3, x, c[3][q]); }
+        CK_TILE_COLUMN(0) CK_TILE_COLUMN(1) CK_TILE_COLUMN(2) CK_TILE_COLUMN(3)
+        CK_TILE_COLUMN(4) CK_TILE_COLUMN(5) CK_TILE_COLUMN(6)
+#undef CK_TILE_COLUMN
+        a0 += CK_MP; a1 += CK_MP; a2 += CK_MP; a3 += CK_MP;
+        b += CK_TS;
+    }
+    for (int v = 0; v < 4; v++) {
+        for (int q = 0; q < CK_TW; q++) _mm512_store_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
+    }
+}
+
+static void tile_kernel_np(int np, int kc, const float *a, ptrdiff_t panelStride, const float *b, float *acc, int first) {
+    switch (np) {
+    case 4: tile_kernel4(kc, a, panelStride, b, acc, first); break;
+    case 3: tile_kernel(3, kc, a, panelStride, b, acc, first); break;
+    case 2: tile_kernel(2, kc, a, panelStride, b, acc, first); break;
+    default: tile_kernel(1, kc, a, panelStride, b, acc, first); break;
+    }
+}
+
+// Writes rows row0 ..< row0 + rows, columns j ..< j + width of C from a finished tile, with the
+// epilogue (bias, residual, activation).
+static void store_column_tile(const float *acc, int rows, int row0, int j, int width, const ck_output *o) {
+    const int image = j / o->pixels, pixel = j % o->pixels;
+    const __m256i index = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 0);
+    const __mmask8 mask = (__mmask8)((1u << width) - 1);
+    const int contiguous = pixel + width <= o->pixels;
+    for (int r = 0; r < rows; r++) {
+        __m256 v = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), mask, index, acc + (r / 16) * CK_TW * 16 + r % 16, 4);
+        if (!contiguous) {
+            float value[8];
+            _mm256_storeu_ps(value, v);
+            for (int q = 0; q < width; q++) {
+                const int jj = j + q;
+                const ptrdiff_t at = (ptrdiff_t)(jj / o->pixels) * o->cImageStride + (ptrdiff_t)(row0 + r) * o->cRowStride + jj % o->pixels;
+                float s = value[q];
+                if (o->bias) s += o->bias[row0 + r];
+                if (o->residual) s += o->residual[at];
+                o->c[at] = ck_act(s, o->activation);
+            }
+            continue;
+        }
+        const ptrdiff_t at = (ptrdiff_t)image * o->cImageStride + (ptrdiff_t)(row0 + r) * o->cRowStride + pixel;
+        if (o->bias) v = _mm256_add_ps(v, _mm256_set1_ps(o->bias[row0 + r]));
+        if (o->residual) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, o->residual + at));
+        if (o->activation) {
+            const __m256 zero = _mm256_setzero_ps();
+            v = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+            if (o->activation == 2) {
+                const __m256 six = _mm256_set1_ps(6.0f);
+                v = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
+            }
+        }
+        _mm256_mask_storeu_ps(o->c + at, mask, v);
+    }
+}
+
+// Packs columns j0 ..< j0 + nc, the whole depth k, into column tiles tileStride floats apart:
+// tile t holds B(p, j0 + t·CK_TW + q) at p·CK_TS + q, zero for q past the range.
+static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t rowStride, int pixels,
+                              const ck_image_geometry *g, int k, int j0, int nc, float *out, ptrdiff_t tileStride) {
+    const int tiles = (nc + CK_TW - 1) / CK_TW;
+    if (!g) {
+        // Pointwise: a tile inside one image is CK_TW consecutive values of each input row.
+        for (int p = 0; p < k; p++) {
+            for (int t = 0; t < tiles; t++) {
+                const int j = j0 + t * CK_TW, width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
+                const int image = j / pixels, pixel = j % pixels;
+                float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
+                if (pixel + width <= pixels) {
+                    const float *src = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)p * rowStride + pixel;
+                    _mm256_store_ps(dst, _mm256_maskz_loadu_ps((__mmask8)((1u << width) - 1), src));
+                } else {
+                    for (int q = 0; q < CK_TS; q++) {
+                        const int jj = j + q;
+                        dst[q] = q < width ? b[(ptrdiff_t)(jj / pixels) * imageStride + (ptrdiff_t)p * rowStride + jj % pixels] : 0.0f;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // im2col: lane q of tile t reads x[image][c][oy·sh + dy][ox·sw + dx] for depth row
+    // p = (c·kh + i)·kw + jj, dy = i·dh − ph, dx = jj·dw − pw; zero outside the image. A tile
+    // inside one output row (every tile of the ResNet layers) reads one input row per depth row:
+    // a masked load at stride 1, a load and a permute at stride 2. Other tiles gather, with each
+    // lane's image offset, oy·sh and ox·sw decoded once per block.
+    const int taps = g->kh * g->kw;
+    const ptrdiff_t plane = (ptrdiff_t)g->height * g->width;
+    // Gather indices are 32-bit offsets from the tile's first image.
+    if ((ptrdiff_t)CK_TW * imageStride >= 2147483647) {
+        for (int p = 0; p < k; p++) {
+            const int c = p / taps, tap = p % taps;
+            const int dy = (tap / g->kw) * g->dilationH - g->padH, dx = (tap % g->kw) * g->dilationW - g->padW;
+            for (int t = 0; t < tiles; t++) {
+                const int j = j0 + t * CK_TW, width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
+                float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
+                for (int q = 0; q < CK_TS; q++) {
+                    float v = 0.0f;
+                    if (q < width) {
+                        const int jj = j + q, image = jj / pixels, pixel = jj % pixels;
+                        const int iy = pixel / g->outW * g->strideH + dy, ix = pixel % g->outW * g->strideW + dx;
+                        if (iy >= 0 && iy < g->height && ix >= 0 && ix < g->width)
+                            v = b[(ptrdiff_t)image * imageStride + c * plane + (ptrdiff_t)iy * g->width + ix];
+                    }
+                    dst[q] = v;
+                }
+            }
+        }
+        return;
+    }
+    enum { maxBlockTiles = CK_TILE_WORKSPACE / (16 + CK_TACC) + 1 };  // tileStride >= 16
+    int rowTile[maxBlockTiles], tileImage[maxBlockTiles], tileY[maxBlockTiles], tileX[maxBlockTiles], tileWidth[maxBlockTiles];
+    int laneImage[maxBlockTiles][CK_TS], laneY[maxBlockTiles][CK_TS], laneX[maxBlockTiles][CK_TS];
+    for (int t = 0; t < tiles; t++) {
+        const int j = j0 + t * CK_TW, width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
+        const int image = j / pixels, pixel = j % pixels;
+        tileImage[t] = image;
+        tileY[t] = pixel / g->outW * g->strideH;
+        tileX[t] = pixel % g->outW * g->strideW;
+        tileWidth[t] = width;
+        rowTile[t] = pixel % g->outW + width <= g->outW && (g->strideW == 1 || g->strideW == 2);
+        for (int q = 0; q < CK_TS; q++) {
+            const int jj = j + (q < width ? q : 0), im = jj / pixels, px = jj % pixels;
+            laneImage[t][q] = (int)((im - image) * imageStride);
+            laneY[t][q] = q < width ? px / g->outW * g->strideH : -(1 << 28);  // never inside
+            laneX[t][q] = px % g->outW * g->strideW;
+        }
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int p = 0; p < k; p++) {
+        const int c = p / taps, tap = p % taps;
+        const int dy = (tap / g->kw) * g->dilationH - g->padH, dx = (tap % g->kw) * g->dilationW - g->padW;
+        for (int t = 0; t < tiles; t++) {
+            float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
+            const float *image = b + (ptrdiff_t)tileImage[t] * imageStride + c * plane;
+            if (rowTile[t]) {
+                const int iy = tileY[t] + dy, start = tileX[t] + dx, sw = g->strideW;
+                // Lanes lo ..< hi have 0 <= start + q·sw < width.
+                int lo = start >= 0 ? 0 : (-start + sw - 1) / sw;
+                int hi = (g->width - start + sw - 1) / sw;
+                if (hi > tileWidth[t]) hi = tileWidth[t];
+                if (iy < 0 || iy >= g->height || hi <= lo) {
+                    _mm256_store_ps(dst, _mm256_setzero_ps());
+                    continue;
+                }
+                const float *row = image + (ptrdiff_t)iy * g->width + start;
+                const unsigned lanes = ((1u << hi) - 1) & ~((1u << lo) - 1);
+                if (sw == 1) {
+                    _mm256_store_ps(dst, _mm256_maskz_loadu_ps((__mmask8)lanes, row));
+                } else {
+                    // Lane q is input column 2q: load the even positions 2·lo ..< 2·hi − 1 and keep every other.
+                    const unsigned need = ((1u << (2 * hi - 1)) - 1) & ~((1u << (2 * lo)) - 1);
+                    const __m512 wide = _mm512_maskz_loadu_ps((__mmask16)need, row);
+                    _mm256_store_ps(dst, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, wide)));
+                }
+                continue;
+            }
+            const __m256i iy = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneY[t]), _mm256_set1_epi32(dy));
+            const __m256i ix = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneX[t]), _mm256_set1_epi32(dx));
+            const __mmask8 inside = _mm256_cmplt_epu32_mask(iy, _mm256_set1_epi32(g->height)) &
+                                    _mm256_cmplt_epu32_mask(ix, _mm256_set1_epi32(g->width));
+            const __m256i index = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneImage[t]),
+                                                   _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(g->width)), ix));
+            _mm256_store_ps(dst, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, image, 4));
+        }
+    }
+}
+
+// Whether the channels-in-lanes path should take columns columnBegin ..< columnEnd from row
+// rowBegin: it wastes fewer lanes by at least 1/16 of the work, and one tile of the whole depth fits.
+static int prefers_column_tiles(int k, int rowBegin, int columnBegin, int columnEnd) {
+    const int n = columnEnd - columnBegin;
+    if (rowBegin % CK_MP != 0 || n <= 0) return 0;
+    if ((ptrdiff_t)k * CK_TS + CK_TACC > CK_TILE_WORKSPACE) return 0;
+    const int wide = (n + CK_NR - 1) / CK_NR * CK_NR, narrow = (n + CK_TW - 1) / CK_TW * CK_TW;
+    // (wide − n) / wide > (narrow − n) / narrow + 1/16
+    return 16.0 * ((double)(wide - n) / wide - (double)(narrow - n) / narrow) > 1.0;
+}
+
+static void packed_gemm_column_tiles(const float *packedA, int m, int k,
+                                     const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
+                                     const ck_image_geometry *geometry, const ck_output *o,
+                                     int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
+    const int panels = (m + CK_MP - 1) / CK_MP;
+    const ptrdiff_t tileStride = ((ptrdiff_t)k * CK_TS + 15) / 16 * 16;
+    int tilesPerBlock = (int)(CK_TILE_WORKSPACE / (tileStride + CK_TACC));
+    if (tilesPerBlock < 1) tilesPerBlock = 1;
+    for (int j0 = columnBegin; j0 < columnEnd; j0 += tilesPerBlock * CK_TW) {
+        const int nc = columnEnd - j0 < tilesPerBlock * CK_TW ? columnEnd - j0 : tilesPerBlock * CK_TW;
+        const int tiles = (nc + CK_TW - 1) / CK_TW;
+        float *acc = workspace + (ptrdiff_t)tiles * tileStride;
+        pack_column_tiles(b, bImageStride, bRowStride, pixels, geometry, k, j0, nc, workspace, tileStride);
+        for (int row0 = rowBegin; row0 < rowEnd; row0 += 4 * CK_MP) {
+            const int rows = rowEnd - row0 < 4 * CK_MP ? rowEnd - row0 : 4 * CK_MP;
+            const int np = (rows + CK_MP - 1) / CK_MP;
+            for (int k0 = 0; k0 < k; k0 += CK_KC) {
+                const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
+                const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MP + (ptrdiff_t)(row0 / CK_MP) * CK_MP * kc;
+                for (int s = 0; s < kc; s += CK_TKC) {
+                    const int depth = kc - s < CK_TKC ? kc - s : CK_TKC;
+                    for (int t = 0; t < tiles; t++) {
+                        tile_kernel_np(np, depth, block + (ptrdiff_t)s * CK_MP, (ptrdiff_t)CK_MP * kc,
+                                       workspace + (ptrdiff_t)t * tileStride + (ptrdiff_t)(k0 + s) * CK_TS,
+                                       acc + (ptrdiff_t)t * CK_TACC, k0 + s == 0);
+                    }
+                }
+            }
+            for (int t = 0; t < tiles; t++) {
+                const int width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
+                store_column_tile(acc + (ptrdiff_t)t * CK_TACC, rows, row0, j0 + t * CK_TW, width, o);
+            }
+        }
+    }
+}
+#endif
+
 static void packed_gemm(const float *packedA, int m, int k,
                         const float *b, ptrdiff_t bImageStride, ptrdiff_t bRowStride, int pixels,
                         const ck_image_geometry *geometry, const ck_output *o,
                         int rowBegin, int rowEnd, int columnBegin, int columnEnd, float *workspace) {
-    const int panels = (m + CK_MR - 1) / CK_MR;
+#if defined(__AVX512F__)
+    if (prefers_column_tiles(k, rowBegin, columnBegin, columnEnd)) {
+        packed_gemm_column_tiles(packedA, m, k, b, bImageStride, bRowStride, pixels, geometry, o,
+                                 rowBegin, rowEnd, columnBegin, columnEnd, workspace);
+        return;
+    }
+#endif
+    const int panels = (m + CK_MP - 1) / CK_MP;
     for (int j0 = columnBegin; j0 < columnEnd; j0 += CK_NC) {
         const int nc = columnEnd - j0 < CK_NC ? columnEnd - j0 : CK_NC;
         for (int k0 = 0; k0 < k; k0 += CK_KC) {
@@ -367,7 +658,7 @@ static void packed_gemm(const float *packedA, int m, int k,
             const int first = k0 == 0, last = k0 + kc == k;
             if (geometry) pack_b_image(b, bImageStride, pixels, geometry, k0, kc, j0, nc, workspace);
             else pack_b(b, bImageStride, bRowStride, pixels, k0, kc, j0, nc, workspace);
-            const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MR;
+            const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MP;
             // CK_MC rows of A (128 KiB at kc = 256) stay in L2 while every B panel passes; one B
             // panel (32 KiB) stays in L1 while the A panels of those rows pass.
             for (int i0 = rowBegin; i0 < rowEnd; i0 += CK_MC) {
@@ -377,7 +668,7 @@ static void packed_gemm(const float *packedA, int m, int k,
                     const float *bp = workspace + (ptrdiff_t)jp * kc;
                     for (int row0 = i0; row0 < i1; row0 += CK_MR) {
                         const int rows = i1 - row0 < CK_MR ? i1 - row0 : CK_MR;
-                        kernel_8x32(kc, block + (ptrdiff_t)(row0 / CK_MR) * CK_MR * kc, bp, rows, row0, j0 + jp, width,
+                        kernel_8x32(kc, panel_rows(block, row0, kc), bp, rows, row0, j0 + jp, width,
                                     first, last, o);
                     }
                 }
@@ -413,19 +704,19 @@ void ck_packed_conv(const float *packedA, int m,
 
 void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
                               float *c, ptrdiff_t ldc, int rowBegin, int rowEnd) {
-    const int panels = (m + CK_MR - 1) / CK_MR;
+    const int panels = (m + CK_MP - 1) / CK_MP;
     const int columnPanels = (n + CK_NR - 1) / CK_NR;
     const ck_output o = {c, 0, ldc, NULL, NULL, 0, n};
     for (int k0 = 0; k0 < k; k0 += CK_KC) {
         const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
         const int first = k0 == 0, last = k0 + kc == k;
-        const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MR;
+        const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MP;
         const float *bBlock = packedB + (ptrdiff_t)k0 * columnPanels * CK_NR;
         for (int jp = 0; jp < columnPanels; jp++) {
             const int width = n - jp * CK_NR < CK_NR ? n - jp * CK_NR : CK_NR;
             for (int row0 = rowBegin; row0 < rowEnd; row0 += CK_MR) {
                 const int rows = rowEnd - row0 < CK_MR ? rowEnd - row0 : CK_MR;
-                kernel_8x32(kc, block + (ptrdiff_t)(row0 / CK_MR) * CK_MR * kc, bBlock + (ptrdiff_t)jp * kc * CK_NR,
+                kernel_8x32(kc, panel_rows(block, row0, kc), bBlock + (ptrdiff_t)jp * kc * CK_NR,
                             rows, row0, jp * CK_NR, width, first, last, &o);
             }
         }

@@ -118,6 +118,32 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
+    /// The packed kernel's channels-in-lanes path (7-column tiles, rows in 16-row panels, taken where
+    /// the columns leave much of a 32-wide panel empty): the late ResNet-50 layers at batch 1 (49 and
+    /// 196 columns, depth up to 4608), row counts that end inside a 16-row panel and a 64-row tile,
+    /// two threads splitting the rows, tiles that cross images (batch 3 of 5×5), residual and ReLU.
+    func testColumnTilePathOnLateResNet50Shapes() throws {
+        let cases: [(c: Int, k: Int, window: WindowGeometry, input: Shape)] = [
+            (512, 2048, WindowGeometry(kernel: 1), Shape(1, 512, 7, 7)),
+            (2048, 512, WindowGeometry(kernel: 1), Shape(1, 2048, 7, 7)),
+            (1024, 2048, WindowGeometry(kernel: 1, stride: 2), Shape(1, 1024, 14, 14)),
+            (512, 512, WindowGeometry(kernel: 3, stride: 2, padding: 1), Shape(1, 512, 14, 14)),
+            (512, 512, WindowGeometry(kernel: 3, padding: 1), Shape(1, 512, 7, 7)),
+            (256, 1024, WindowGeometry(kernel: 1), Shape(1, 256, 14, 14)),
+            (40, 100, WindowGeometry(kernel: 1), Shape(1, 40, 7, 7)),
+            (24, 40, WindowGeometry(kernel: 3, padding: 1), Shape(3, 24, 5, 5)),
+            (9, 17, WindowGeometry(kernel: 1), Shape(3, 9, 5, 5)),
+        ]
+        for (c, k, window, input) in cases {
+            let conv = try makeConv(c, k, window, activation: .relu, seed: UInt64(c * 7 + k))
+            let x = seededTensor(input, seed: UInt64(k + 3))
+            let residual = seededTensor(try conv.outputShape(for: x.shape), seed: UInt64(c))
+            for threads in [1, 2] {
+                try check(conv, x, algorithm: .packed, residual: residual, threads: threads)
+            }
+        }
+    }
+
     func testResultDoesNotDependOnThreadCount() throws {
         let conv = try makeConv(32, 48, WindowGeometry(kernel: 3, padding: 1), activation: .relu, seed: 21)
         let x = seededTensor(Shape(2, 32, 40, 40), seed: 22)

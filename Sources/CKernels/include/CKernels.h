@@ -109,11 +109,13 @@ void ck_depthwise_conv(const float *x, int channels, int height, int width,
 ptrdiff_t ck_packed_weights_count(int m, int k);
 /// Packs the m x k row-major matrix a for ck_packed_gemm (once, when a layer is built).
 void ck_pack_weights(const float *a, int m, int k, float *packed);
-/// Floats of scratch one ck_packed_gemm call needs (one packed block of B).
+/// Floats of scratch one ck_packed_gemm call needs (one packed block of B, or the column tiles and
+/// partial sums of the channels-in-lanes path).
 ptrdiff_t ck_packed_gemm_workspace_count(void);
 /// 1 when the micro-kernel is vectorised (AVX-512 build), 0 for the portable scalar fallback.
 int ck_packed_gemm_vectorized(void);
-/// C = act(A * B + bias + residual) for rows rowBegin..<rowEnd (rowBegin a multiple of 8) and
+/// C = act(A * B + bias + residual) for rows rowBegin..<rowEnd (rowBegin a multiple of 8; the
+/// channels-in-lanes path for few columns is taken only from a multiple of 16) and
 /// columns columnBegin..<columnEnd. Column j is pixel j % pixels of image j / pixels:
 /// B(k, j) = b[(j / pixels) * bImageStride + k * bRowStride + j % pixels], C(r, j) and
 /// residual(r, j) at [(j / pixels) * cImageStride + r * cRowStride + j % pixels]. bias and residual

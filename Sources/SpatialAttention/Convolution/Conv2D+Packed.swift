@@ -39,7 +39,7 @@ extension Conv2D {
         let depth = columnRows / groups
         let outputImageStride = outputChannels * pixels
         // Pieces per group: whole groups when there are enough of them; otherwise split columns in
-        // panels of 32 while each piece keeps ≥ 2 panels, else rows in tiles of 8.
+        // panels of 32 while each piece keeps ≥ 2 panels, else rows in panels of 16.
         let workers = min(threads, max(1, groups * max(1, (columns / 64)) * max(1, kPerGroup / 8)))
         let pieces = groups >= workers ? 1 : workers
         let splitColumns = columns >= 64 * pieces
@@ -62,9 +62,11 @@ extension Conv2D {
                                 columnBegin = min(columns, panels * piece / pieces * 32)
                                 columnEnd = min(columns, panels * (piece + 1) / pieces * 32)
                             } else {
-                                let tiles = (kPerGroup + 7) / 8
-                                rowBegin = min(kPerGroup, tiles * piece / pieces * 8)
-                                rowEnd = min(kPerGroup, tiles * (piece + 1) / pieces * 8)
+                                // Whole 16-row panels of the packed filters (the channels-in-lanes
+                                // path of ck_packed_gemm starts at a panel).
+                                let panels = (kPerGroup + 15) / 16
+                                rowBegin = min(kPerGroup, panels * piece / pieces * 16)
+                                rowEnd = min(kPerGroup, panels * (piece + 1) / pieces * 16)
                             }
                         }
                         guard rowBegin < rowEnd, columnBegin < columnEnd else { continue }

@@ -8,7 +8,7 @@
 /// x[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw] + residual[n, k, oy, ox])`, zero outside the image,
 /// `f` the ``activation``. Matches `Naive` `conv2d` within `Tolerance` `.convolution`.
 ///
-/// The work runs on one of the ``Algorithm`` kernels (``preferredAlgorithm`` by default): a 1×1
+/// The work runs on one of the ``Algorithm`` kernels (``preferredAlgorithm(for:)`` by default): a 1×1
 /// stride-1 convolution is one GEMM over the input with no im2col; other dense or grouped
 /// convolutions are im2col + GEMM; depthwise convolutions use a direct kernel. The bias, an optional
 /// residual and the activation are applied in one pass over the GEMM's output. Computation is in
@@ -161,6 +161,22 @@ public struct Conv2D: Layer {
         return isPointwise ? .pointwise : .im2col
     }
 
+    /// Output planes of at most this many pixels run a Winograd layer on the packed GEMM instead:
+    /// Winograd's 2×2 tiles cover a 7×7 plane as 8×8 (30% more work), while the packed GEMM's
+    /// 7-column tiles fit it exactly. Measured on `[1, 512, 7, 7]` 512→512: packed 0.70–0.79× the
+    /// time of Winograd; on 14×14 and larger planes Winograd was the faster (docs/benchmarks.md).
+    static let winogradMinimumPlane = 65
+
+    /// The kernel the layer runs by default on `input`: ``preferredAlgorithm``, except that a
+    /// Winograd layer runs on the packed GEMM when its output plane has fewer than
+    /// `winogradMinimumPlane` (65) pixels.
+    public func preferredAlgorithm(for input: Shape) -> Algorithm {
+        let algorithm = preferredAlgorithm
+        guard algorithm == .winograd, let size = try? window.outputSize(height: input.height, width: input.width),
+              size.height * size.width < Self.winogradMinimumPlane else { return algorithm }
+        return .packed
+    }
+
     // MARK: Layer
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -173,7 +189,7 @@ public struct Conv2D: Layer {
     /// - Parameters:
     ///   - x: `[N, C, H, W]`, NCHW.
     ///   - residual: `[N, K, H', W']`, added before the activation (a ResNet shortcut), or nil.
-    ///   - algorithm: the kernel to run, or nil for ``preferredAlgorithm``.
+    ///   - algorithm: the kernel to run, or nil for ``preferredAlgorithm(for:)``.
     ///   - threads: OpenBLAS threads for the GEMMs and the package's threads for the other passes
     ///     (never both at once); nil for ``Threads/defaultCount``.
     /// - Throws: ``ShapeError`` when `x` does not have `C` channels, the window does not fit,
@@ -194,7 +210,7 @@ public struct Conv2D: Layer {
     public func apply(_ x: Tensor, into output: inout Tensor, residual: Tensor? = nil, algorithm: Algorithm? = nil,
                       threads: Int? = nil) throws {
         let outShape = try outputShape(for: x.shape)
-        let algorithm = algorithm ?? preferredAlgorithm
+        let algorithm = algorithm ?? preferredAlgorithm(for: x.shape)
         guard supports(algorithm) else {
             throw ShapeError("convolution \(inputChannels)→\(outputChannels), \(window), groups \(groups) " +
                              "cannot run on the \(algorithm) kernel")
