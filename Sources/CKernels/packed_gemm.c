@@ -383,7 +383,8 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
 // B is packed per column tile for the whole depth (CK_TS floats a depth step: CK_TW values and a
 // zero), tiles in blocks that fit the workspace. A is read in 128-deep sub-blocks (64 rows ×
 // 128 × 4 B = 32 KiB stay in L1 while the block's tiles pass); the tiles' partial sums wait in
-// the workspace between sub-blocks, and each tile is transposed into C once, at the end.
+// the workspace between sub-blocks, and each tile is transposed into C once, at the end. The
+// workspace need not be aligned (unaligned loads and stores; Conv2D aligns it to 64 bytes anyway).
 #define CK_TW 7
 #define CK_TS 8
 #ifndef CK_TKC
@@ -397,7 +398,7 @@ static inline __attribute__((always_inline))
 void tile_kernel(int np, int kc, const float *a, ptrdiff_t panelStride, const float *b, float *acc, int first) {
     __m512 c[4][CK_TW];
     for (int v = 0; v < np; v++) {
-        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (v * CK_TW + q) * 16);
+        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + (v * CK_TW + q) * 16);
     }
     for (int p = 0; p < kc; p++) {
         __m512 w[4];
@@ -410,7 +411,7 @@ void tile_kernel(int np, int kc, const float *a, ptrdiff_t panelStride, const fl
         b += CK_TS;
     }
     for (int v = 0; v < np; v++) {
-        for (int q = 0; q < CK_TW; q++) _mm512_store_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
+        for (int q = 0; q < CK_TW; q++) _mm512_storeu_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
     }
 }
 
@@ -419,7 +420,7 @@ void tile_kernel(int np, int kc, const float *a, ptrdiff_t panelStride, const fl
 static void tile_kernel4(int kc, const float *a, ptrdiff_t panelStride, const float *b, float *acc, int first) {
     __m512 c[4][CK_TW];
     for (int v = 0; v < 4; v++) {
-        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (v * CK_TW + q) * 16);
+        for (int q = 0; q < CK_TW; q++) c[v][q] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + (v * CK_TW + q) * 16);
     }
     const float *a0 = a, *a1 = a + panelStride, *a2 = a + 2 * panelStride, *a3 = a + 3 * panelStride;
     for (int p = 0; p < kc; p++) {
@@ -434,7 +435,7 @@ static void tile_kernel4(int kc, const float *a, ptrdiff_t panelStride, const fl
         b += CK_TS;
     }
     for (int v = 0; v < 4; v++) {
-        for (int q = 0; q < CK_TW; q++) _mm512_store_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
+        for (int q = 0; q < CK_TW; q++) _mm512_storeu_ps(acc + (v * CK_TW + q) * 16, c[v][q]);
     }
 }
 
@@ -498,7 +499,7 @@ static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t r
                 float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
                 if (pixel + width <= pixels) {
                     const float *src = b + (ptrdiff_t)image * imageStride + (ptrdiff_t)p * rowStride + pixel;
-                    _mm256_store_ps(dst, _mm256_maskz_loadu_ps((__mmask8)((1u << width) - 1), src));
+                    _mm256_storeu_ps(dst, _mm256_maskz_loadu_ps((__mmask8)((1u << width) - 1), src));
                 } else {
                     for (int q = 0; q < CK_TS; q++) {
                         const int jj = j + q;
@@ -570,18 +571,18 @@ static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t r
                 int hi = (g->width - start + sw - 1) / sw;
                 if (hi > tileWidth[t]) hi = tileWidth[t];
                 if (iy < 0 || iy >= g->height || hi <= lo) {
-                    _mm256_store_ps(dst, _mm256_setzero_ps());
+                    _mm256_storeu_ps(dst, _mm256_setzero_ps());
                     continue;
                 }
                 const float *row = image + (ptrdiff_t)iy * g->width + start;
                 const unsigned lanes = ((1u << hi) - 1) & ~((1u << lo) - 1);
                 if (sw == 1) {
-                    _mm256_store_ps(dst, _mm256_maskz_loadu_ps((__mmask8)lanes, row));
+                    _mm256_storeu_ps(dst, _mm256_maskz_loadu_ps((__mmask8)lanes, row));
                 } else {
                     // Lane q is input column 2q: load the even positions 2·lo ..< 2·hi − 1 and keep every other.
                     const unsigned need = ((1u << (2 * hi - 1)) - 1) & ~((1u << (2 * lo)) - 1);
                     const __m512 wide = _mm512_maskz_loadu_ps((__mmask16)need, row);
-                    _mm256_store_ps(dst, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, wide)));
+                    _mm256_storeu_ps(dst, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, wide)));
                 }
                 continue;
             }
@@ -591,7 +592,7 @@ static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t r
                                     _mm256_cmplt_epu32_mask(ix, _mm256_set1_epi32(g->width));
             const __m256i index = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneImage[t]),
                                                    _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(g->width)), ix));
-            _mm256_store_ps(dst, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, image, 4));
+            _mm256_storeu_ps(dst, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, image, 4));
         }
     }
 }
