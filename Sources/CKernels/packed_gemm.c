@@ -128,22 +128,35 @@ typedef struct {
     int channels, height, width, kh, kw, padH, padW, strideH, strideW, dilationH, dilationW, outW;
 } ck_image_geometry;
 
+// Depth row p = (c·kh + i)·kw + jj of the im2col matrix: channel c, the tap's offsets
+// dy = i·dh − ph and dx = jj·dw − pw, and the output columns ox whose input column ox·sw + dx lies
+// inside the image, columnLo ..< columnHi (found once per row: two divisions per run and row cost
+// a third of the packing of a 3×3 stride-2 layer).
+typedef struct { int channel, dy, dx, columnLo, columnHi; } ck_depth_row;
+
+static inline ck_depth_row depth_row(const ck_image_geometry *g, int p) {
+    const int taps = g->kh * g->kw, tap = p % taps;
+    ck_depth_row d;
+    d.channel = p / taps;
+    d.dy = (tap / g->kw) * g->dilationH - g->padH;
+    d.dx = (tap % g->kw) * g->dilationW - g->padW;
+    d.columnLo = d.dx >= 0 ? 0 : (-d.dx + g->strideW - 1) / g->strideW;
+    d.columnHi = (g->width - d.dx + g->strideW - 1) / g->strideW;
+    return d;
+}
+
 static void pack_b_image(const float *x, ptrdiff_t imageStride, int pixels, const ck_image_geometry *g,
                          int k0, int kc, int j0, int nc, float *out) {
-    const int taps = g->kh * g->kw;
-    // Decode each depth row k = (c·kh + i)·kw + jj once per block, not once per panel (four
-    // integer divisions per row and panel cost as much as packing the values).
-    // Output columns ox with an input column inside the image, ox·sw + dx in 0 ..< width:
-    // columnLo ..< columnHi, also once per row (two divisions per run and row cost a third of
-    // the packing of a 3×3 stride-2 layer).
+    // Decode each depth row once per block, not once per panel (four integer divisions per row
+    // and panel cost as much as packing the values).
     int rowOffset[CK_KC], rowTap[CK_KC], columnTap[CK_KC], columnLo[CK_KC], columnHi[CK_KC];
     for (int p = 0; p < kc; p++) {
-        const int k = k0 + p, c = k / taps, tap = k % taps;
-        rowOffset[p] = c * g->height;
-        rowTap[p] = (tap / g->kw) * g->dilationH - g->padH;
-        columnTap[p] = (tap % g->kw) * g->dilationW - g->padW;
-        columnLo[p] = columnTap[p] >= 0 ? 0 : (-columnTap[p] + g->strideW - 1) / g->strideW;
-        columnHi[p] = (g->width - columnTap[p] + g->strideW - 1) / g->strideW;
+        const ck_depth_row d = depth_row(g, k0 + p);
+        rowOffset[p] = d.channel * g->height;
+        rowTap[p] = d.dy;
+        columnTap[p] = d.dx;
+        columnLo[p] = d.columnLo;
+        columnHi[p] = d.columnHi;
     }
     // Runs of each panel's columns inside one output row of one image, found once per block.
     enum { maxPanels = CK_NC / CK_NR };
@@ -457,30 +470,16 @@ static void store_column_tile(const float *acc, int rows, int row0, int j, int w
     const int contiguous = pixel + width <= o->pixels;
     for (int r = 0; r < rows; r++) {
         __m256 v = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), mask, index, acc + (r / 16) * CK_TW * 16 + r % 16, 4);
-        if (!contiguous) {
-            float value[8];
+        if (!contiguous) {  // columns from more than one image
+            float value[CK_TS];
             _mm256_storeu_ps(value, v);
-            for (int q = 0; q < width; q++) {
-                const int jj = j + q;
-                const ptrdiff_t at = (ptrdiff_t)(jj / o->pixels) * o->cImageStride + (ptrdiff_t)(row0 + r) * o->cRowStride + jj % o->pixels;
-                float s = value[q];
-                if (o->bias) s += o->bias[row0 + r];
-                if (o->residual) s += o->residual[at];
-                o->c[at] = ck_act(s, o->activation);
-            }
+            store_tile_scalar(value, 1, row0 + r, j, width, 1, 1, o);
             continue;
         }
         const ptrdiff_t at = (ptrdiff_t)image * o->cImageStride + (ptrdiff_t)(row0 + r) * o->cRowStride + pixel;
         if (o->bias) v = _mm256_add_ps(v, _mm256_set1_ps(o->bias[row0 + r]));
         if (o->residual) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, o->residual + at));
-        if (o->activation) {
-            const __m256 zero = _mm256_setzero_ps();
-            v = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
-            if (o->activation == 2) {
-                const __m256 six = _mm256_set1_ps(6.0f);
-                v = _mm256_mask_blend_ps(_mm256_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
-            }
-        }
+        v = _mm512_castps512_ps256(ck_act512(_mm512_castps256_ps512(v), o->activation));
         _mm256_mask_storeu_ps(o->c + at, mask, v);
     }
 }
@@ -511,70 +510,47 @@ static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t r
         return;
     }
     // im2col: lane q of tile t reads x[image][c][oy·sh + dy][ox·sw + dx] for depth row
-    // p = (c·kh + i)·kw + jj, dy = i·dh − ph, dx = jj·dw − pw; zero outside the image. A tile
-    // inside one output row (every tile of the ResNet layers) reads one input row per depth row:
-    // a masked load at stride 1, a load and a permute at stride 2. Other tiles gather, with each
-    // lane's image offset, oy·sh and ox·sw decoded once per block.
-    const int taps = g->kh * g->kw;
+    // p = (c·kh + i)·kw + jj (depth_row); zero outside the image. A tile inside one output row
+    // (every tile of the ResNet layers) reads one input row per depth row: a masked load at
+    // stride 1, a load and a permute at stride 2. Other tiles gather, with each lane's image
+    // offset, oy·sh and ox·sw decoded once per block.
     const ptrdiff_t plane = (ptrdiff_t)g->height * g->width;
-    // Gather indices are 32-bit offsets from the tile's first image.
-    if ((ptrdiff_t)CK_TW * imageStride >= 2147483647) {
-        for (int p = 0; p < k; p++) {
-            const int c = p / taps, tap = p % taps;
-            const int dy = (tap / g->kw) * g->dilationH - g->padH, dx = (tap % g->kw) * g->dilationW - g->padW;
-            for (int t = 0; t < tiles; t++) {
-                const int j = j0 + t * CK_TW, width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
-                float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
-                for (int q = 0; q < CK_TS; q++) {
-                    float v = 0.0f;
-                    if (q < width) {
-                        const int jj = j + q, image = jj / pixels, pixel = jj % pixels;
-                        const int iy = pixel / g->outW * g->strideH + dy, ix = pixel % g->outW * g->strideW + dx;
-                        if (iy >= 0 && iy < g->height && ix >= 0 && ix < g->width)
-                            v = b[(ptrdiff_t)image * imageStride + c * plane + (ptrdiff_t)iy * g->width + ix];
-                    }
-                    dst[q] = v;
-                }
-            }
-        }
-        return;
-    }
     enum { maxBlockTiles = CK_TILE_WORKSPACE / (16 + CK_TACC) + 1 };  // tileStride >= 16
     int rowTile[maxBlockTiles], tileImage[maxBlockTiles], tileY[maxBlockTiles], tileX[maxBlockTiles], tileWidth[maxBlockTiles];
-    int laneImage[maxBlockTiles][CK_TS], laneY[maxBlockTiles][CK_TS], laneX[maxBlockTiles][CK_TS];
+    int laneY[maxBlockTiles][CK_TS], laneX[maxBlockTiles][CK_TS];
+    long long laneImage[maxBlockTiles][CK_TS];
     for (int t = 0; t < tiles; t++) {
         const int j = j0 + t * CK_TW, width = nc - t * CK_TW < CK_TW ? nc - t * CK_TW : CK_TW;
         const int image = j / pixels, pixel = j % pixels;
         tileImage[t] = image;
         tileY[t] = pixel / g->outW * g->strideH;
-        tileX[t] = pixel % g->outW * g->strideW;
+        tileX[t] = pixel % g->outW;
         tileWidth[t] = width;
         rowTile[t] = pixel % g->outW + width <= g->outW && (g->strideW == 1 || g->strideW == 2);
         for (int q = 0; q < CK_TS; q++) {
             const int jj = j + (q < width ? q : 0), im = jj / pixels, px = jj % pixels;
-            laneImage[t][q] = (int)((im - image) * imageStride);
+            laneImage[t][q] = (long long)(im - image) * imageStride;
             laneY[t][q] = q < width ? px / g->outW * g->strideH : -(1 << 28);  // never inside
             laneX[t][q] = px % g->outW * g->strideW;
         }
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int p = 0; p < k; p++) {
-        const int c = p / taps, tap = p % taps;
-        const int dy = (tap / g->kw) * g->dilationH - g->padH, dx = (tap % g->kw) * g->dilationW - g->padW;
+        const ck_depth_row d = depth_row(g, p);
         for (int t = 0; t < tiles; t++) {
             float *dst = out + (ptrdiff_t)t * tileStride + (ptrdiff_t)p * CK_TS;
-            const float *image = b + (ptrdiff_t)tileImage[t] * imageStride + c * plane;
+            const float *image = b + (ptrdiff_t)tileImage[t] * imageStride + d.channel * plane;
             if (rowTile[t]) {
-                const int iy = tileY[t] + dy, start = tileX[t] + dx, sw = g->strideW;
-                // Lanes lo ..< hi have 0 <= start + q·sw < width.
-                int lo = start >= 0 ? 0 : (-start + sw - 1) / sw;
-                int hi = (g->width - start + sw - 1) / sw;
+                // Lanes lo ..< hi read inside the image.
+                const int iy = tileY[t] + d.dy, sw = g->strideW;
+                int lo = d.columnLo - tileX[t], hi = d.columnHi - tileX[t];
+                if (lo < 0) lo = 0;
                 if (hi > tileWidth[t]) hi = tileWidth[t];
                 if (iy < 0 || iy >= g->height || hi <= lo) {
                     _mm256_storeu_ps(dst, _mm256_setzero_ps());
                     continue;
                 }
-                const float *row = image + (ptrdiff_t)iy * g->width + start;
+                const float *row = image + (ptrdiff_t)iy * g->width + tileX[t] * sw + d.dx;
                 const unsigned lanes = ((1u << hi) - 1) & ~((1u << lo) - 1);
                 if (sw == 1) {
                     _mm256_storeu_ps(dst, _mm256_maskz_loadu_ps((__mmask8)lanes, row));
@@ -586,13 +562,14 @@ static void pack_column_tiles(const float *b, ptrdiff_t imageStride, ptrdiff_t r
                 }
                 continue;
             }
-            const __m256i iy = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneY[t]), _mm256_set1_epi32(dy));
-            const __m256i ix = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneX[t]), _mm256_set1_epi32(dx));
+            // 64-bit indices: a tile may cross images, each lane offset by its own.
+            const __m256i iy = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneY[t]), _mm256_set1_epi32(d.dy));
+            const __m256i ix = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneX[t]), _mm256_set1_epi32(d.dx));
             const __mmask8 inside = _mm256_cmplt_epu32_mask(iy, _mm256_set1_epi32(g->height)) &
                                     _mm256_cmplt_epu32_mask(ix, _mm256_set1_epi32(g->width));
-            const __m256i index = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)laneImage[t]),
-                                                   _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(g->width)), ix));
-            _mm256_storeu_ps(dst, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, image, 4));
+            const __m256i inPlane = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(g->width)), ix);
+            const __m512i index = _mm512_add_epi64(_mm512_loadu_si512(laneImage[t]), _mm512_cvtepi32_epi64(inPlane));
+            _mm256_storeu_ps(dst, _mm512_mask_i64gather_ps(_mm256_setzero_ps(), inside, index, image, 4));
         }
     }
 }

@@ -44,50 +44,50 @@ extension Conv2D {
         let pieces = groups >= workers ? 1 : workers
         let splitColumns = columns >= 64 * pieces
         let scratch = Int(ck_packed_gemm_workspace_count())
-        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratch + 16)
-        defer { workspace.deallocate() }
-        // 64-byte alignment for the packed panels.
-        let aligned = UnsafeMutablePointer<Float>(bitPattern: (Int(bitPattern: workspace) + 63) & ~63)!
         let items = groups * pieces
-        packedWeight.withUnsafeBufferPointer { packed in
-            withOptionalPointer(bias) { bias in
-                // One task per worker, each with its own scratch, taking a contiguous run of items.
-                Threads.forEach(workers, threads: workers) { worker in
-                    for item in (items * worker / workers)..<(items * (worker + 1) / workers) {
-                        let g = item / pieces, piece = item % pieces
-                        var (rowBegin, rowEnd, columnBegin, columnEnd) = (0, kPerGroup, 0, columns)
-                        if pieces > 1 {
-                            if splitColumns {
-                                let panels = (columns + 31) / 32
-                                columnBegin = min(columns, panels * piece / pieces * 32)
-                                columnEnd = min(columns, panels * (piece + 1) / pieces * 32)
-                            } else {
-                                // Whole 16-row panels of the packed filters (the channels-in-lanes
-                                // path of ck_packed_gemm starts at a panel).
-                                let panels = (kPerGroup + 15) / 16
-                                rowBegin = min(kPerGroup, panels * piece / pieces * 16)
-                                rowEnd = min(kPerGroup, panels * (piece + 1) / pieces * 16)
+        // Per-worker scratch from the reusable pool (64-byte aligned; a fresh 1 MiB buffer a call
+        // would page-fault each time).
+        Scratch.withFloats(workers * scratch) { workspace in
+            packedWeight.withUnsafeBufferPointer { packed in
+                withOptionalPointer(bias) { bias in
+                    // One task per worker, each with its own scratch, taking a contiguous run of items.
+                    Threads.forEach(workers, threads: workers) { worker in
+                        for item in (items * worker / workers)..<(items * (worker + 1) / workers) {
+                            let g = item / pieces, piece = item % pieces
+                            var (rowBegin, rowEnd, columnBegin, columnEnd) = (0, kPerGroup, 0, columns)
+                            if pieces > 1 {
+                                if splitColumns {
+                                    let panels = (columns + 31) / 32
+                                    columnBegin = min(columns, panels * piece / pieces * 32)
+                                    columnEnd = min(columns, panels * (piece + 1) / pieces * 32)
+                                } else {
+                                    // Whole 16-row panels of the packed filters (the channels-in-lanes
+                                    // path of ck_packed_gemm starts at a panel).
+                                    let panels = (kPerGroup + 15) / 16
+                                    rowBegin = min(kPerGroup, panels * piece / pieces * 16)
+                                    rowEnd = min(kPerGroup, panels * (piece + 1) / pieces * 16)
+                                }
                             }
-                        }
-                        guard rowBegin < rowEnd, columnBegin < columnEnd else { continue }
-                        let a = packed.baseAddress! + g * packedGroupStride
-                        let source = x + g * cPerGroup * input.pixels
-                        let out = y + g * kPerGroup * pixels
-                        let shortcut = residual.map { $0 + g * kPerGroup * pixels }
-                        let b = bias.map { $0 + g * kPerGroup }
-                        if isPointwise {
-                            ck_packed_gemm(a, Int32(kPerGroup), Int32(depth), source, imageStride, pixels, Int32(pixels),
-                                           out, outputImageStride, pixels, b, shortcut, activation.kernelCode,
-                                           Int32(rowBegin), Int32(rowEnd), Int32(columnBegin), Int32(columnEnd),
-                                           aligned + worker * scratch)
-                        } else {
-                            ck_packed_conv(a, Int32(kPerGroup), source, imageStride, Int32(cPerGroup),
-                                           Int32(input.height), Int32(input.width), Int32(w.kernelHeight),
-                                           Int32(w.kernelWidth), Int32(w.paddingHeight), Int32(w.paddingWidth),
-                                           Int32(w.strideHeight), Int32(w.strideWidth), Int32(w.dilationHeight),
-                                           Int32(w.dilationWidth), out, outputImageStride, pixels, b, shortcut,
-                                           activation.kernelCode, Int32(rowBegin), Int32(rowEnd), Int32(columnBegin),
-                                           Int32(columnEnd), aligned + worker * scratch)
+                            guard rowBegin < rowEnd, columnBegin < columnEnd else { continue }
+                            let a = packed.baseAddress! + g * packedGroupStride
+                            let source = x + g * cPerGroup * input.pixels
+                            let out = y + g * kPerGroup * pixels
+                            let shortcut = residual.map { $0 + g * kPerGroup * pixels }
+                            let b = bias.map { $0 + g * kPerGroup }
+                            if isPointwise {
+                                ck_packed_gemm(a, Int32(kPerGroup), Int32(depth), source, imageStride, pixels, Int32(pixels),
+                                               out, outputImageStride, pixels, b, shortcut, activation.kernelCode,
+                                               Int32(rowBegin), Int32(rowEnd), Int32(columnBegin), Int32(columnEnd),
+                                               workspace + worker * scratch)
+                            } else {
+                                ck_packed_conv(a, Int32(kPerGroup), source, imageStride, Int32(cPerGroup),
+                                               Int32(input.height), Int32(input.width), Int32(w.kernelHeight),
+                                               Int32(w.kernelWidth), Int32(w.paddingHeight), Int32(w.paddingWidth),
+                                               Int32(w.strideHeight), Int32(w.strideWidth), Int32(w.dilationHeight),
+                                               Int32(w.dilationWidth), out, outputImageStride, pixels, b, shortcut,
+                                               activation.kernelCode, Int32(rowBegin), Int32(rowEnd), Int32(columnBegin),
+                                               Int32(columnEnd), workspace + worker * scratch)
+                            }
                         }
                     }
                 }

@@ -26,7 +26,8 @@ extension Conv2D {
     /// (each thread then transforms the whole input, a small share of the work).
     ///
     /// Measured on ResNet-50's stride-1 3×3 layers (one thread, batch 1): 20.5 ms against 32.3 ms for
-    /// the packed GEMM; the 7×7 layers gain little (16 tiles fill half a 32-wide panel).
+    /// the packed GEMM. On 7×7 planes Winograd is the slower (its 2×2 tiles cover 8×8), so
+    /// ``preferredAlgorithm(for:)`` runs them on the packed GEMM.
     func runWinograd(_ x: UnsafePointer<Float>, shape input: Shape, into y: UnsafeMutablePointer<Float>,
                      residual: UnsafePointer<Float>?, threads: Int) {
         let (K, C) = (outputChannels, inputChannels)
@@ -35,22 +36,22 @@ extension Conv2D {
         let splitTiles = tiles >= 32 * threads
         let workers = max(1, min(threads, splitTiles ? tiles / 32 : (K + 7) / 8))
         let scratch = Int(ck_winograd_workspace_count(Int32(K), Int32(C)))
-        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratch)
-        defer { workspace.deallocate() }
-        winogradWeight.withUnsafeBufferPointer { u in
-            withOptionalPointer(bias) { bias in
-                Threads.forEach(workers, threads: workers) { worker in
-                    var (rows, tileRange) = (0..<K, 0..<tiles)
-                    if splitTiles {
-                        tileRange = (tiles * worker / workers)..<(tiles * (worker + 1) / workers)
-                    } else {
-                        let groups = (K + 7) / 8
-                        rows = min(K, groups * worker / workers * 8)..<min(K, groups * (worker + 1) / workers * 8)
+        Scratch.withFloats(workers * scratch) { workspace in
+            winogradWeight.withUnsafeBufferPointer { u in
+                withOptionalPointer(bias) { bias in
+                    Threads.forEach(workers, threads: workers) { worker in
+                        var (rows, tileRange) = (0..<K, 0..<tiles)
+                        if splitTiles {
+                            tileRange = (tiles * worker / workers)..<(tiles * (worker + 1) / workers)
+                        } else {
+                            let groups = (K + 7) / 8
+                            rows = min(K, groups * worker / workers * 8)..<min(K, groups * (worker + 1) / workers * 8)
+                        }
+                        guard !rows.isEmpty, !tileRange.isEmpty else { return }
+                        ck_winograd_conv(u.baseAddress!, Int32(K), Int32(C), x, Int32(input.height), Int32(input.width), pad,
+                                         y, bias, residual, activation.kernelCode, Int32(rows.lowerBound), Int32(rows.upperBound),
+                                         Int32(tileRange.lowerBound), Int32(tileRange.upperBound), workspace + worker * scratch)
                     }
-                    guard !rows.isEmpty, !tileRange.isEmpty else { return }
-                    ck_winograd_conv(u.baseAddress!, Int32(K), Int32(C), x, Int32(input.height), Int32(input.width), pad,
-                                     y, bias, residual, activation.kernelCode, Int32(rows.lowerBound), Int32(rows.upperBound),
-                                     Int32(tileRange.lowerBound), Int32(tileRange.upperBound), workspace + worker * scratch)
                 }
             }
         }
