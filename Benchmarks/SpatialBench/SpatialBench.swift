@@ -8,7 +8,7 @@ struct SpatialBench: ParsableCommand {
         commandName: "spatial-bench",
         abstract: "Benchmarks for SpatialAttention: kernels against measured ceilings, papers' tables, scaling.",
         subcommands: [AllBenchmarks.self, SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self,
-                      AttentionBenchmark.self, ScalingBenchmark.self]
+                      AttentionBenchmark.self, ScalingBenchmark.self, ThreadsBenchmark.self]
     )
 }
 
@@ -20,8 +20,8 @@ struct AllBenchmarks: ParsableCommand {
     )
 
     /// The benchmarks of the main job, in order.
-    static let mainJob: [ParsableCommand.Type] = [SPSABenchmark.self, ConvBenchmark.self, TablesBenchmark.self,
-                                                  AttentionBenchmark.self, ScalingBenchmark.self]
+    static let mainJob: [ParsableCommand.Type] = [ThreadsBenchmark.self, SPSABenchmark.self, ConvBenchmark.self,
+                                                  TablesBenchmark.self, AttentionBenchmark.self, ScalingBenchmark.self]
 
     func run() throws {
         for command in Self.mainJob {

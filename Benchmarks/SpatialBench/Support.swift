@@ -21,6 +21,13 @@ struct Measurement {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
     var minimum: Double { samples.min() ?? .nan }
+
+    /// The sample at fraction `q` of the sorted samples (nearest rank), e.g. 0.9 for the 90th percentile.
+    func percentile(_ q: Double) -> Double {
+        let s = samples.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
+    }
 }
 
 /// The clock of every measurement: wall time, or with `SPATIAL_BENCH_CLOCK=cpu` the process's CPU

@@ -186,11 +186,12 @@ enum PaperFigures {
     ]
 }
 
-/// `"1,8"` → `[1, 8]`.
-func integers(_ text: String, _ flag: String) throws -> [Int] {
+/// `"1,8"` → `[1, 8]`; every value at least `minimum` (1 unless given).
+func integers(_ text: String, _ flag: String, minimum: Int = 1) throws -> [Int] {
     let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw ValidationError("\(flag) takes positive integers separated by commas, got \"\(text)\"")
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? minimum - 1) >= minimum }) else {
+        let kind = minimum == 1 ? "positive integers" : "integers ≥ \(minimum)"
+        throw ValidationError("\(flag) takes \(kind) separated by commas, got \"\(text)\"")
     }
     return values.map { $0! }
 }

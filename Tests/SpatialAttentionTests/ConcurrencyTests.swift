@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 import SpatialAttention
@@ -80,6 +81,82 @@ final class ConcurrencyTests: XCTestCase {
             })
         }
         for i in 0..<(4 * callers) { XCTAssertNoThrow(try results.get(i).get()) }
+    }
+}
+
+/// `Threads.forEach` on the package's persistent workers: every item exactly once, for worker counts
+/// above the machine's cores too, after idle gaps long enough for the workers to go to sleep, from
+/// inside another call's body (nested), and from many callers at once (the pool is busy, so the other
+/// callers run on Dispatch).
+final class ThreadPoolTests: XCTestCase {
+    /// Visit counts written by the workers: item `i` by the one worker that owns it.
+    private final class Visits: @unchecked Sendable {
+        let counts: UnsafeMutableBufferPointer<Int>
+        init(_ count: Int) { counts = .allocate(capacity: count); counts.initialize(repeating: 0) }
+        deinit { counts.deallocate() }
+        func visit(_ i: Int) { counts[i] += 1 }
+        var allOnce: Bool { counts.allSatisfy { $0 == 1 } }
+    }
+
+    func testEveryItemRunsOnceForEveryWorkerCountAndAfterIdleGaps() {
+        for workers in [2, 3, 5, 8] {
+            for count in [2, 3, 7, 64, 1000] {
+                for round in 0..<20 {
+                    // Every fifth round waits past WorkerPool.spinSeconds (0.2 ms), so the workers sleep.
+                    if round % 5 == 4 { usleep(2000) }
+                    let visits = Visits(count)
+                    Threads.forEach(count, threads: workers) { visits.visit($0) }
+                    XCTAssertTrue(visits.allOnce, "workers \(workers), items \(count), round \(round): \(Array(visits.counts))")
+                }
+            }
+        }
+    }
+
+    func testTheCallingThreadRunsTheFirstBlock() {
+        let caller = pthread_self()
+        let ranOnCaller = Visits(2)
+        Threads.forEach(2, threads: 2) { i in
+            if pthread_equal(pthread_self(), caller) != 0 { ranOnCaller.visit(i) }
+        }
+        XCTAssertEqual(Array(ranOnCaller.counts), [1, 0])
+    }
+
+    /// The pool moves a worker that shares the caller's processor (`ck_leave_cpu`): the thread ends up
+    /// on another processor, and may still run anywhere afterwards.
+    func testLeavingAProcessorMovesTheThread() throws {
+        guard ProcessInfo.processInfo.activeProcessorCount > 1, ck_current_cpu() >= 0 else {
+            throw XCTSkip("needs two processors and sched_getcpu")
+        }
+        let results = DispatchQueue.global().sync { () -> [Int32] in
+            let before = ck_current_cpu()
+            let moved = ck_leave_cpu(before)
+            let after = ck_current_cpu()
+            let back = ck_leave_cpu(after)  // the mask was restored: leaving again works too
+            return [before, moved, after, back]
+        }
+        XCTAssertEqual(results[1], 1)
+        XCTAssertNotEqual(results[0], results[2], "\(results)")
+        XCTAssertEqual(results[3], 1, "the affinity mask lost a processor: \(results)")
+    }
+
+    func testNestedCallsRunEveryInnerItem() {
+        let outer = 6, inner = 50
+        let visits = Visits(outer * inner)
+        Threads.forEach(outer, threads: 3) { o in
+            Threads.forEach(inner, threads: 2) { i in visits.visit(o * inner + i) }
+        }
+        XCTAssertTrue(visits.allOnce, "\(Array(visits.counts))")
+    }
+
+    func testConcurrentCallersEachRunEveryItem() {
+        let callers = 8, count = 300
+        let visits = (0..<callers).map { _ in Visits(count) }
+        DispatchQueue.concurrentPerform(iterations: callers) { c in
+            for _ in 0..<10 { Threads.forEach(count, threads: 2) { visits[c].visit($0) } }
+        }
+        for c in 0..<callers {
+            XCTAssertTrue(visits[c].counts.allSatisfy { $0 == 10 }, "caller \(c): \(Array(visits[c].counts))")
+        }
     }
 }
 

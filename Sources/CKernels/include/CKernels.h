@@ -16,6 +16,22 @@ void ck_sgemm(int transA, int transB, int m, int n, int k,
               const float *B, int ldb,
               float beta, float *C, int ldc);
 
+/// A spin-wait hint (x86 `pause`): lets the sibling hyperthread and the memory system run while
+/// a worker polls for its next job.
+static inline void ck_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// The processor the calling thread runs on now, or -1 where unknown (Linux `sched_getcpu`).
+int ck_current_cpu(void);
+/// Moves the calling thread to another processor it may run on, leaving its affinity unchanged;
+/// 1 if it moved, 0 if it could not (no other processor allowed, or not Linux).
+int ck_leave_cpu(int cpu);
+
 /// Number of threads OpenBLAS uses for the next calls (0 < threads).
 void ck_blas_set_threads(int threads);
 /// Threads OpenBLAS currently uses.

@@ -63,6 +63,7 @@ public struct Linear: Layer {
                         // pack them first).
                         // y starts as the bias or zeros (never relying on beta = 0 to ignore NaN garbage).
                         if bias == nil { dst.update(repeating: 0, count: O) }
+                        Threads.releaseCores()
                         ck_sgemv(Int32(O), Int32(I), 1, pw.baseAddress!, Int32(I), px.baseAddress!, 1, dst)
                     } else {
                         GEMM.multiply(m: N, n: O, k: I, a: px.baseAddress!, lda: I,
