@@ -100,8 +100,11 @@ def main():
     parser.add_argument("--batch", default="1")
     parser.add_argument("--repetitions", type=int, default=15)
     parser.add_argument("--spsa", action="store_true", help="also time ResNet-50 + SPSA")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the process's CPU time (all threads), as SPATIAL_BENCH_CLOCK=cpu; for 1 thread")
     args = parser.parse_args()
-    print(f"onnxruntime {ort.__version__}")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"onnxruntime {ort.__version__}, {args.clock} clock")
     variants = [("resnet50", False)] + ([("resnet50+spsa", True)] if args.spsa else [])
     models = {name: resnet50(spsa).SerializeToString() for name, spsa in variants}
     for threads in map(int, args.threads.split(",")):
@@ -119,9 +122,9 @@ def main():
             samples = {name: [] for name in sessions}
             for _ in range(args.repetitions):  # alternating rounds, as spatial-bench tables
                 for name, s in sessions.items():
-                    start = time.perf_counter()
+                    start = clock()
                     s.run(None, {"input": x})
-                    samples[name].append(time.perf_counter() - start)
+                    samples[name].append(clock() - start)
             for name in sessions:
                 median = statistics.median(samples[name])
                 print(f"{name:15s} threads {threads} batch {batch}: {batch / median:7.2f} img/s ({median * 1e3:.1f} ms)")

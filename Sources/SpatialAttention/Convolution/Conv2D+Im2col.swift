@@ -41,21 +41,23 @@ extension Conv2D {
     private func runPerImageGEMM(_ x: UnsafePointer<Float>, shape input: Shape, into y: UnsafeMutablePointer<Float>,
                                  output: Shape, residual: UnsafePointer<Float>?, pointwise: Bool, threads: Int) {
         let (K, P, inP) = (outputChannels, output.pixels, input.pixels)
-        let workspace = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: columnRows * P)
-        defer { workspace?.deallocate() }
-        for n in 0..<input.batch {
-            let image = x + n * inputChannels * inP
-            let columns: UnsafePointer<Float>
-            if let workspace {
-                im2col(image, shape: input, into: workspace, threads: threads)
-                columns = UnsafePointer(workspace)
-            } else {
-                columns = image
+        // The column matrix from the reusable pool (a fresh buffer of a few MB would page-fault on
+        // every call).
+        Scratch.withFloats(pointwise ? 0 : columnRows * P) { workspace in
+            for n in 0..<input.batch {
+                let image = x + n * inputChannels * inP
+                let columns: UnsafePointer<Float>
+                if pointwise {
+                    columns = image
+                } else {
+                    im2col(image, shape: input, into: workspace, threads: threads)
+                    columns = UnsafePointer(workspace)
+                }
+                let out = y + n * K * P
+                multiplyGroups(columns: columns, columnStride: P, width: P, into: out, outputStride: P)
+                epilogue(out, outputStride: P, source: UnsafePointer(out), sourceStride: P,
+                         residual: residual.map { $0 + n * K * P }, pixels: P, threads: threads)
             }
-            let out = y + n * K * P
-            multiplyGroups(columns: columns, columnStride: P, width: P, into: out, outputStride: P)
-            epilogue(out, outputStride: P, source: UnsafePointer(out), sourceStride: P,
-                     residual: residual.map { $0 + n * K * P }, pixels: P, threads: threads)
         }
     }
 
@@ -66,32 +68,33 @@ extension Conv2D {
         let (N, K, P, inP) = (input.batch, outputChannels, output.pixels, input.pixels)
         let width = N * P
         let rows = columnRows
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let product = UnsafeMutablePointer<Float>.allocate(capacity: K * width)
-        defer { columns.deallocate(); product.deallocate() }
-        let scratch = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: rows * P)
-        defer { scratch?.deallocate() }
-        for n in 0..<N {
-            let image = x + n * inputChannels * inP
-            let source: UnsafePointer<Float>
-            if let scratch {
-                im2col(image, shape: input, into: scratch, threads: threads)
-                source = UnsafePointer(scratch)
-            } else {
-                source = image
-            }
-            // Copy the image's P-wide rows into column block n of the batch matrix.
-            let chunks = ParallelWork.chunks(elements: rows * P, threads: threads)
-            Threads.forEach(chunks, threads: chunks) { t in
-                for r in (rows * t / chunks)..<(rows * (t + 1) / chunks) {
-                    (columns + r * width + n * P).update(from: source + r * P, count: P)
+        // Three buffers carved from one pooled allocation, each starting on a 64-byte boundary.
+        func padded(_ count: Int) -> Int { (count + 15) & ~15 }
+        let scratchCount = pointwise ? 0 : rows * P
+        Scratch.withFloats(padded(rows * width) + padded(K * width) + scratchCount) { buffer in
+            let columns = buffer, product = buffer + padded(rows * width), scratch = product + padded(K * width)
+            for n in 0..<N {
+                let image = x + n * inputChannels * inP
+                let source: UnsafePointer<Float>
+                if pointwise {
+                    source = image
+                } else {
+                    im2col(image, shape: input, into: scratch, threads: threads)
+                    source = UnsafePointer(scratch)
+                }
+                // Copy the image's P-wide rows into column block n of the batch matrix.
+                let chunks = ParallelWork.chunks(elements: rows * P, threads: threads)
+                Threads.forEach(chunks, threads: chunks) { t in
+                    for r in (rows * t / chunks)..<(rows * (t + 1) / chunks) {
+                        (columns + r * width + n * P).update(from: source + r * P, count: P)
+                    }
                 }
             }
-        }
-        multiplyGroups(columns: columns, columnStride: width, width: width, into: product, outputStride: width)
-        for n in 0..<N {
-            epilogue(y + n * K * P, outputStride: P, source: product + n * P, sourceStride: width,
-                     residual: residual.map { $0 + n * K * P }, pixels: P, threads: threads)
+            multiplyGroups(columns: columns, columnStride: width, width: width, into: product, outputStride: width)
+            for n in 0..<N {
+                epilogue(y + n * K * P, outputStride: P, source: product + n * P, sourceStride: width,
+                         residual: residual.map { $0 + n * K * P }, pixels: P, threads: threads)
+            }
         }
     }
 
