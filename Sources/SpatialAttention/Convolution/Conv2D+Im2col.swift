@@ -45,14 +45,8 @@ extension Conv2D {
         // every call).
         Scratch.withFloats(pointwise ? 0 : columnRows * P) { workspace in
             for n in 0..<input.batch {
-                let image = x + n * inputChannels * inP
-                let columns: UnsafePointer<Float>
-                if pointwise {
-                    columns = image
-                } else {
-                    im2col(image, shape: input, into: workspace, threads: threads)
-                    columns = UnsafePointer(workspace)
-                }
+                let columns = columnMatrix(of: x + n * inputChannels * inP, shape: input, pointwise: pointwise,
+                                           scratch: workspace, threads: threads)
                 let out = y + n * K * P
                 multiplyGroups(columns: columns, columnStride: P, width: P, into: out, outputStride: P)
                 epilogue(out, outputStride: P, source: UnsafePointer(out), sourceStride: P,
@@ -74,14 +68,8 @@ extension Conv2D {
         Scratch.withFloats(padded(rows * width) + padded(K * width) + scratchCount) { buffer in
             let columns = buffer, product = buffer + padded(rows * width), scratch = product + padded(K * width)
             for n in 0..<N {
-                let image = x + n * inputChannels * inP
-                let source: UnsafePointer<Float>
-                if pointwise {
-                    source = image
-                } else {
-                    im2col(image, shape: input, into: scratch, threads: threads)
-                    source = UnsafePointer(scratch)
-                }
+                let source = columnMatrix(of: x + n * inputChannels * inP, shape: input, pointwise: pointwise,
+                                          scratch: scratch, threads: threads)
                 // Copy the image's P-wide rows into column block n of the batch matrix.
                 let chunks = ParallelWork.chunks(elements: rows * P, threads: threads)
                 Threads.forEach(chunks, threads: chunks) { t in
@@ -96,6 +84,15 @@ extension Conv2D {
                          residual: residual.map { $0 + n * K * P }, pixels: P, threads: threads)
             }
         }
+    }
+
+    /// One image's GEMM operand `[C·kh·kw, H'·W']`: the image itself for a pointwise layer, else its
+    /// im2col written into `scratch`.
+    private func columnMatrix(of image: UnsafePointer<Float>, shape input: Shape, pointwise: Bool,
+                              scratch: UnsafeMutablePointer<Float>, threads: Int) -> UnsafePointer<Float> {
+        if pointwise { return image }
+        im2col(image, shape: input, into: scratch, threads: threads)
+        return UnsafePointer(scratch)
     }
 
     /// `out[g·K/G ..< (g+1)·K/G, 0..<width] = W_g · columns_g` for every group.
