@@ -112,6 +112,22 @@ final class ThreadPoolTests: XCTestCase {
         }
     }
 
+    /// More workers than processors: the workers sleep between jobs, and the caller may still be
+    /// waking a worker that has already run its block and gone back to sleep. That late wake-up must
+    /// not run the block a second time (it once did: a count of 2, then a closure used after the
+    /// call had returned).
+    func testManyWorkersOnFewProcessorsRunEachBlockOnce() {
+        let workers = 2 * ProcessInfo.processInfo.activeProcessorCount + 4
+        for call in 0..<3000 {
+            let visits = Visits(workers)
+            Threads.forEach(workers, threads: workers) { visits.visit($0) }
+            if !visits.allOnce {
+                XCTFail("call \(call): \(Array(visits.counts))")
+                return
+            }
+        }
+    }
+
     func testTheCallingThreadRunsTheFirstBlock() {
         let caller = pthread_self()
         let ranOnCaller = Visits(2)

@@ -42,7 +42,7 @@ struct SPSAPlan {
     static let tilePixels = 1024
     /// Pixels per NHWC work item.
     static let pixelGroup = 64
-    /// Below this many elements one thread does the whole call: waking a Dispatch worker costs
+    /// Below this many elements one thread does the whole call: waking a sleeping worker costs
     /// 20–40 µs on this VM (docs/kernels.md), more than it saves on a ~100 µs call.
     static let parallelThreshold = 1 << 19
 

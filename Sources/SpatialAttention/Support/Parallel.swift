@@ -197,12 +197,23 @@ final class WorkerPool: @unchecked Sendable {
                 sched_yield()
             }
         }
-        worker.sleeping.store(true, ordering: .sequentiallyConsistent)
-        let current = job.load(ordering: .sequentiallyConsistent)
-        // A caller that published a job after the store above clears `sleeping` and signals; if
-        // the flag is still ours, nobody will.
-        if current != seen, worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) { return current }
-        worker.wake.wait()
-        return job.load(ordering: .acquiring)
+        while true {
+            worker.sleeping.store(true, ordering: .sequentiallyConsistent)
+            let current = job.load(ordering: .sequentiallyConsistent)
+            if current != seen {
+                // A caller that published a job after the store above clears `sleeping` and
+                // signals; if the flag is still ours, nobody will.
+                if worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) { return current }
+                worker.wake.wait()
+                return current
+            }
+            worker.wake.wait()
+            let woken = job.load(ordering: .acquiring)
+            if woken != seen { return woken }
+            // A signal meant for an earlier sleep: the caller, still waking the workers of the job
+            // this worker has just run, found its flag set again for this sleep. Returning the same
+            // job word would run that job twice (a 2-core run with 8 workers did, and the closure
+            // outlived `withoutActuallyEscaping`). Sleep again.
+        }
     }
 }
