@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Reusable scratch memory for the attention kernels.
@@ -18,7 +19,21 @@ public enum Scratch {
         let bytes: Int
     }
 
-    private static let pool = Mutex<[Buffer]>([])
+    /// The cached buffers behind a pthread mutex (`NSLock`). Not `Synchronization.Mutex`: on Linux
+    /// it locks with futex calls that ThreadSanitizer does not see, so concurrent callers (the
+    /// concurrency tests under `make test-tsan`) were reported as racing on the list.
+    private final class Cache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var buffers: [Buffer] = []
+
+        func withLock<R>(_ body: (inout [Buffer]) -> R) -> R {
+            lock.lock()
+            defer { lock.unlock() }
+            return body(&buffers)
+        }
+    }
+
+    private static let pool = Cache()
     private static let poisoning = Atomic<Bool>(false)
 
     /// When true, every scratch buffer and every kernel output array of the attention modules, and
