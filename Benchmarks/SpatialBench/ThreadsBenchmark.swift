@@ -17,13 +17,13 @@ struct ThreadsBenchmark: ParsableCommand {
         abstract: "Round trip of a parallel call: Threads.forEach against DispatchQueue.concurrentPerform, after idle gaps."
     )
 
-    @Option(help: "Thread counts, comma-separated.")
+    @Option(help: "Thread counts, comma-separated (1 is skipped: nothing is handed over).")
     var threads: String = "2"
 
     @Option(help: "Busy gaps before each call, in microseconds, comma-separated.")
     var gaps: String = "0,50,200,1000,5000"
 
-    @Option(help: "Calls of each kind per gap.")
+    @Option(help: "Calls of each kind per gap (rounded up to whole blocks of 20).")
     var calls: Int = 200
 
     @Option(help: "Busy work per item, in microseconds.")
@@ -37,7 +37,9 @@ struct ThreadsBenchmark: ParsableCommand {
         let gapList = try integers(gaps, "--gaps", minimum: 0)
         guard calls > 0, work >= 0 else { throw ValidationError("--calls must be positive and --work ≥ 0, got \(calls), \(work)") }
         print("# threads: \(machineDescription())")
-        print("# µs per call of T items × \(work) µs on T workers after a busy gap (ideal: \(work) µs); medians and 90th percentiles of \(calls) calls of each kind")
+        let block = 20
+        let perKind = (calls + block - 1) / block * block
+        print("# µs per call of T items × \(work) µs on T workers after a busy gap (ideal: \(work) µs); medians and 90th percentiles of \(perKind) calls of each kind")
         var table = TextTable(["threads", "gap µs", "forEach median", "forEach p90", "Dispatch median", "Dispatch p90",
                                "Dispatch / forEach"])
         let seconds = Double(work) * 1e-6
@@ -45,7 +47,6 @@ struct ThreadsBenchmark: ParsableCommand {
             let until = now() + seconds
             while now() < until {}
         }
-        let block = 20
         var records: [JSONValue] = []
         for t in threadCounts where t > 1 {
             for gap in gapList {

@@ -52,7 +52,7 @@ extension Conv2D {
                 withOptionalPointer(bias) { bias in
                     // One task per worker, each with its own scratch, taking a contiguous run of items.
                     Threads.forEach(workers, threads: workers) { worker in
-                        for item in (items * worker / workers)..<(items * (worker + 1) / workers) {
+                        for item in Threads.block(worker, of: workers, count: items) {
                             let g = item / pieces, piece = item % pieces
                             var (rowBegin, rowEnd, columnBegin, columnEnd) = (0, kPerGroup, 0, columns)
                             if pieces > 1 {

@@ -42,7 +42,7 @@ extension Conv2D {
                     Threads.forEach(workers, threads: workers) { worker in
                         var (rows, tileRange) = (0..<K, 0..<tiles)
                         if splitTiles {
-                            tileRange = (tiles * worker / workers)..<(tiles * (worker + 1) / workers)
+                            tileRange = Threads.block(worker, of: workers, count: tiles)
                         } else {
                             let groups = (K + 7) / 8
                             rows = min(K, groups * worker / workers * 8)..<min(K, groups * (worker + 1) / workers * 8)

@@ -43,9 +43,16 @@ public enum Threads {
         withoutActuallyEscaping(body) { body in
             nonisolated(unsafe) let body = body
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for i in WorkerPool.block(worker, of: workers, count: count) { body(i) }
+                for i in Threads.block(worker, of: workers, count: count) { body(i) }
             }
         }
+    }
+
+    /// The items of block `worker` when `count` items are split over `workers` contiguous blocks
+    /// (the split of ``forEach(_:threads:_:)``, and of kernels that hand each worker its own block).
+    @inline(__always)
+    static func block(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
+        (count * worker / workers)..<(count * (worker + 1) / workers)
     }
 
     /// Tells the package's idle workers to stop spinning and sleep now, so that OpenBLAS's threads
@@ -75,12 +82,6 @@ final class WorkerPool: @unchecked Sendable {
     /// How long an idle worker polls before it sleeps.
     static let spinSeconds = 200e-6
     private static let processors = ProcessInfo.processInfo.activeProcessorCount
-
-    /// The items of block `worker` when `count` items are split over `workers`.
-    @inline(__always)
-    static func block(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
-        (count * worker / workers)..<(count * (worker + 1) / workers)
-    }
 
     private final class Worker: Sendable {
         let index: Int
@@ -127,7 +128,7 @@ final class WorkerPool: @unchecked Sendable {
             for w in self.workers.prefix(workers - 1) where w.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
                 w.wake.signal()
             }
-            for i in Self.block(0, of: workers, count: count) { body(i) }
+            for i in Threads.block(0, of: workers, count: count) { body(i) }
             var polls = 0
             while pending.load(ordering: .acquiring) != 0 {
                 polls += 1
@@ -174,7 +175,7 @@ final class WorkerPool: @unchecked Sendable {
     @inline(never)
     private func runShare(_ worker: Int, of workers: Int) {
         guard let body else { return }
-        for i in Self.block(worker, of: workers, count: count) { body(i) }
+        for i in Threads.block(worker, of: workers, count: count) { body(i) }
     }
 
     /// Waits for a job word other than `seen`: polls for up to ``spinSeconds`` (while the pool fits
