@@ -312,8 +312,11 @@ static inline __m512 ck_act512(__m512 v, int activation) {
     return v;
 }
 
-static void kernel_8x32(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
-                        int first, int last, const ck_output *o) {
+// The 8 × 32 kernel; with `prefetch` set it also fetches `prefetchLines` 64-byte lines from
+// `prefetch` on into L2, one every other depth step (the rest after the loop).
+static inline __attribute__((always_inline))
+void kernel_8x32_body(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
+                      int first, int last, const ck_output *o, const float *prefetch, int prefetchLines) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     for (int p = 0; p < kc; p++) {
@@ -329,6 +332,14 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
         w = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(w, b0, c70); c71 = _mm512_fmadd_ps(w, b1, c71);
         a += CK_MP;
         b += CK_NR;
+        if (prefetch && prefetchLines > 0 && (p & 1)) {
+            _mm_prefetch((const char *)prefetch, _MM_HINT_T1);
+            prefetch += 16;
+            prefetchLines--;
+        }
+    }
+    if (prefetch) {
+        for (; prefetchLines > 0; prefetchLines--, prefetch += 16) _mm_prefetch((const char *)prefetch, _MM_HINT_T1);
     }
     __m512 acc[CK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                             {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
@@ -370,6 +381,16 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
         _mm512_mask_storeu_ps(c + 16, m1, v1);
     }
 }
+
+static void kernel_8x32(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
+                        int first, int last, const ck_output *o) {
+    kernel_8x32_body(kc, a, b, rows, row0, j, width, first, last, o, NULL, 0);
+}
+
+static void kernel_8x32_prefetching(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
+                                    int first, int last, const ck_output *o, const float *prefetch, int prefetchLines) {
+    kernel_8x32_body(kc, a, b, rows, row0, j, width, first, last, o, prefetch, prefetchLines);
+}
 #else
 static void kernel_8x32(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
                         int first, int last, const ck_output *o) {
@@ -382,6 +403,12 @@ static void kernel_8x32(int kc, const float *a, const float *b, int rows, int ro
         }
     }
     store_tile_scalar(tile, rows, row0, j, width, first, last, o);
+}
+
+static void kernel_8x32_prefetching(int kc, const float *a, const float *b, int rows, int row0, int j, int width,
+                                    int first, int last, const ck_output *o, const float *prefetch, int prefetchLines) {
+    (void)prefetch; (void)prefetchLines;
+    kernel_8x32(kc, a, b, rows, row0, j, width, first, last, o);
 }
 #endif
 
@@ -686,21 +713,34 @@ void ck_packed_conv(const float *packedA, int m,
 }
 
 void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
-                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd) {
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd, const float *nextA) {
     const int panels = (m + CK_MP - 1) / CK_MP;
     const int columnPanels = (n + CK_NR - 1) / CK_NR;
     const ck_output o = {c, 0, ldc, NULL, NULL, 0, n};
+    // nextA: the rows rowBegin ..< rowEnd of each depth block of the next matrix (one 64-byte
+    // line per depth step and 16-row panel), fetched into L2 spread over this block's kernel calls.
+    const int panelBegin = rowBegin / CK_MP, panelEnd = (rowEnd + CK_MP - 1) / CK_MP;
+    const int calls = columnPanels * ((rowEnd - rowBegin + CK_MR - 1) / CK_MR);
     for (int k0 = 0; k0 < k; k0 += CK_KC) {
         const int kc = k - k0 < CK_KC ? k - k0 : CK_KC;
         const int first = k0 == 0, last = k0 + kc == k;
         const float *block = packedA + (ptrdiff_t)k0 * panels * CK_MP;
         const float *bBlock = packedB + (ptrdiff_t)k0 * columnPanels * CK_NR;
+        const float *next = nextA ? nextA + (ptrdiff_t)k0 * panels * CK_MP + (ptrdiff_t)panelBegin * CK_MP * kc : NULL;
+        const ptrdiff_t lines = (ptrdiff_t)(panelEnd - panelBegin) * kc;
+        int call = 0;
         for (int jp = 0; jp < columnPanels; jp++) {
             const int width = n - jp * CK_NR < CK_NR ? n - jp * CK_NR : CK_NR;
-            for (int row0 = rowBegin; row0 < rowEnd; row0 += CK_MR) {
+            for (int row0 = rowBegin; row0 < rowEnd; row0 += CK_MR, call++) {
                 const int rows = rowEnd - row0 < CK_MR ? rowEnd - row0 : CK_MR;
-                kernel_8x32(kc, panel_rows(block, row0, kc), bBlock + (ptrdiff_t)jp * kc * CK_NR,
-                            rows, row0, jp * CK_NR, width, first, last, &o);
+                const float *a = panel_rows(block, row0, kc), *b = bBlock + (ptrdiff_t)jp * kc * CK_NR;
+                if (next) {
+                    const ptrdiff_t lo = lines * call / calls, hi = lines * (call + 1) / calls;
+                    kernel_8x32_prefetching(kc, a, b, rows, row0, jp * CK_NR, width, first, last, &o,
+                                            next + lo * CK_MP, (int)(hi - lo));
+                } else {
+                    kernel_8x32(kc, a, b, rows, row0, jp * CK_NR, width, first, last, &o);
+                }
             }
         }
     }

@@ -255,8 +255,11 @@ void ck_winograd_conv(const float *packedU, int kCount, int cCount,
         }
         // 16 GEMMs: M_ξ (K × count) = U_ξ (K × C) · V_ξ (C × count).
         for (int xi = 0; xi < 16; xi++) {
+            // The next matrix (U_0 again for the next block) is fetched into L2 during this GEMM.
+            const float *next = xi < 15 ? packedU + (xi + 1) * uStride : (t0 + blockTiles < tileEnd ? packedU : NULL);
             ck_packed_gemm_prepacked(packedU + xi * uStride, kCount, cCount, v + (ptrdiff_t)xi * cCount * npad, count,
-                                     m + (ptrdiff_t)xi * kCount * count, count, rowBegin, rowEnd);
+                                     m + (ptrdiff_t)xi * kCount * count, count, rowBegin, rowEnd,
+                                     next);
         }
         for (int j = 0; j < count;) {
             const int t = t0 + j, n = t / g.tilesPerImage, r = t % g.tilesPerImage, ty = r / tilesW, tx = r % tilesW;

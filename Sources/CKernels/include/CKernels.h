@@ -170,9 +170,11 @@ void ck_sgemv(int m, int n, float alpha, const float *a, int lda, const float *x
 /// C = A * B for rows rowBegin..<rowEnd (a multiple of 8) and columns 0..<n (row stride ldc), with
 /// A packed by ck_pack_weights and B already in the packed-panel layout (for each 256-deep depth
 /// block starting at k0: 32-wide panels of kc x 32 values at packedB + k0 * npad + panel * kc * 32,
-/// npad = n rounded up to 32, zero columns past n). No epilogue.
+/// npad = n rounded up to 32, zero columns past n). No epilogue. nextA, when not NULL, is the next
+/// matrix of the caller (same m, k, layout): its rows rowBegin..<rowEnd are fetched into L2 while this
+/// product runs, so that a product whose A comes from memory overlaps the fetch with arithmetic.
 void ck_packed_gemm_prepacked(const float *packedA, int m, int k, const float *packedB, int n,
-                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd);
+                              float *c, ptrdiff_t ldc, int rowBegin, int rowEnd, const float *nextA);
 
 /// Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions (winograd.c). Floats of the 16
 /// transformed, packed K x C filter matrices.
