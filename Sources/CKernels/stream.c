@@ -53,6 +53,20 @@ void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
     }
 }
 
+void ck_scale_rows_stream_prefetching(float *dst, const float *src, const float *scale,
+                                      int rows, int columns, ptrdiff_t rowStride,
+                                      const float *next, int nextLines) {
+    for (int r = 0; r < rows; r++) {
+#if defined(__x86_64__)
+        if (next) {
+            const char *line = (const char *)(next + (ptrdiff_t)r * rowStride);
+            for (int l = 0; l < nextLines; l++) _mm_prefetch(line + 64 * l, _MM_HINT_T1);
+        }
+#endif
+        ck_scale_rows_stream(dst + (ptrdiff_t)r * rowStride, src + (ptrdiff_t)r * rowStride, scale, 1, columns, rowStride);
+    }
+}
+
 void ck_copy(float *dst, const float *src, ptrdiff_t count) {
     memcpy(dst, src, sizeof(float) * (size_t)count);
 }

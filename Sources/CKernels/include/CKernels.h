@@ -59,6 +59,13 @@ void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
 /// Plain copy through memcpy (used to measure the copy ceiling).
 void ck_copy(float *dst, const float *src, ptrdiff_t count);
 
+/// ck_scale_rows_stream, and before each row r the first `nextLines` cache lines of row r of `next`
+/// (rowStride floats apart) are fetched into L2 (prefetcht1), so that the next tile's reads overlap
+/// this tile's writes. `next` may be NULL.
+void ck_scale_rows_stream_prefetching(float *dst, const float *src, const float *scale,
+                                      int rows, int columns, ptrdiff_t rowStride,
+                                      const float *next, int nextLines);
+
 /// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L2
 /// (prefetcht1): far enough ahead that L1 could not hold them until use.
 void ck_prefetch_rows(const float *p, int rows, ptrdiff_t rowStride, int lines);

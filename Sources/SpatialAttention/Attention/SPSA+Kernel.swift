@@ -165,8 +165,14 @@ struct SPSAPlan {
                 // pixels before it are one partial group, done last.
                 let lead = P % 16 == 0 ? Self.pixelsToAlignment(destination + start) : 0
                 var p = start + lead
+                // With streaming stores, the next tile (its first `tilePixels` pixels) is fetched row
+                // by row while this tile's output is written, so that reading from DRAM overlaps
+                // writing to it; fetched chunk by chunk during the moments instead, the reads and the
+                // streamed writes took turns (one thread, `[1, 256, 224, 224]`: 14.3–17.4 ms against
+                // 18.7–21.9 ms; docs/kernels.md).
+                let fetchWhileWriting = prefetch && streaming && start + 2 * Self.tilePixels <= P
                 while end - p >= V.width {
-                    if prefetch && p + Self.tilePixels + V.width <= P {
+                    if prefetch && !fetchWhileWriting && p + Self.tilePixels + V.width <= P {
                         // Out of cache, a chunk's channel rows are more concurrent streams than the
                         // hardware prefetcher follows: fetch the same chunk of the next tile into L2,
                         // a whole tile of work (~10 µs) ahead of its use. (Prefetching the output
@@ -191,7 +197,9 @@ struct SPSAPlan {
                     scalePlane(source, destination, weights: buffer)
                 } else if rowWise {
                     if streaming {
-                        ck_scale_rows_stream(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P)
+                        ck_scale_rows_stream_prefetching(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P,
+                                                         fetchWhileWriting ? source + start + Self.tilePixels : nil,
+                                                         Int32(Self.tilePixels / 16))
                     } else {
                         for c in 0..<cph {
                             scaleRow(source + c * P + start, destination + c * P + start, weights: buffer, count: end - start)
