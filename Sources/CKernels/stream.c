@@ -33,13 +33,18 @@ void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count) {
 }
 
 void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
-                          int rows, int columns, ptrdiff_t rowStride) {
+                          int rows, int columns, ptrdiff_t rowStride,
+                          const float *next, int nextLines) {
     // dst[r*rowStride + j] = scale[j] * src[r*rowStride + j]
     for (int r = 0; r < rows; r++) {
         float *d = dst + (ptrdiff_t)r * rowStride;
         const float *x = src + (ptrdiff_t)r * rowStride;
         int j = 0;
 #if defined(__x86_64__)
+        if (next) {
+            const char *line = (const char *)(next + (ptrdiff_t)r * rowStride);
+            for (int l = 0; l < nextLines; l++) _mm_prefetch(line + 64 * l, _MM_HINT_T1);
+        }
         while (j < columns && ((uintptr_t)(d + j) & 15) != 0) { d[j] = x[j] * scale[j]; j++; }
 #if defined(__AVX512F__)
         if ((((uintptr_t)(d + j)) & 63) == 0)
@@ -50,20 +55,6 @@ void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
             _mm_stream_ps(d + j, _mm_mul_ps(_mm_loadu_ps(x + j), _mm_loadu_ps(scale + j)));
 #endif
         for (; j < columns; j++) d[j] = x[j] * scale[j];
-    }
-}
-
-void ck_scale_rows_stream_prefetching(float *dst, const float *src, const float *scale,
-                                      int rows, int columns, ptrdiff_t rowStride,
-                                      const float *next, int nextLines) {
-    for (int r = 0; r < rows; r++) {
-#if defined(__x86_64__)
-        if (next) {
-            const char *line = (const char *)(next + (ptrdiff_t)r * rowStride);
-            for (int l = 0; l < nextLines; l++) _mm_prefetch(line + 64 * l, _MM_HINT_T1);
-        }
-#endif
-        ck_scale_rows_stream(dst + (ptrdiff_t)r * rowStride, src + (ptrdiff_t)r * rowStride, scale, 1, columns, rowStride);
     }
 }
 

@@ -50,21 +50,18 @@ void ck_im2col(const float *x, int channels, int height, int width,
 
 /// dst[r*rowStride + j] = scale[j] * src[r*rowStride + j] for r < rows, j < columns, written with
 /// non-temporal stores where the CPU has them (plain stores elsewhere and at unaligned edges).
+/// Unless `next` is NULL, the first `nextLines` cache lines of row r of `next` (rowStride floats
+/// apart) are fetched into L2 (prefetcht1) before row r is written, so that the next tile's reads
+/// overlap this tile's writes.
 void ck_scale_rows_stream(float *dst, const float *src, const float *scale,
-                          int rows, int columns, ptrdiff_t rowStride);
+                          int rows, int columns, ptrdiff_t rowStride,
+                          const float *next, int nextLines);
 
 /// dst[i] = src[i] * s for i < count, non-temporal stores where available.
 void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count);
 
 /// Plain copy through memcpy (used to measure the copy ceiling).
 void ck_copy(float *dst, const float *src, ptrdiff_t count);
-
-/// ck_scale_rows_stream, and before each row r the first `nextLines` cache lines of row r of `next`
-/// (rowStride floats apart) are fetched into L2 (prefetcht1), so that the next tile's reads overlap
-/// this tile's writes. `next` may be NULL.
-void ck_scale_rows_stream_prefetching(float *dst, const float *src, const float *scale,
-                                      int rows, int columns, ptrdiff_t rowStride,
-                                      const float *next, int nextLines);
 
 /// Prefetch `lines` cache lines from each of `rows` rows (rowStride floats apart) into L2
 /// (prefetcht1): far enough ahead that L1 could not hold them until use.

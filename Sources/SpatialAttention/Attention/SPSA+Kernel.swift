@@ -197,9 +197,9 @@ struct SPSAPlan {
                     scalePlane(source, destination, weights: buffer)
                 } else if rowWise {
                     if streaming {
-                        ck_scale_rows_stream_prefetching(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P,
-                                                         fetchWhileWriting ? source + start + Self.tilePixels : nil,
-                                                         Int32(Self.tilePixels / 16))
+                        ck_scale_rows_stream(destination + start, source + start, buffer, Int32(cph), Int32(end - start), P,
+                                             fetchWhileWriting ? source + start + Self.tilePixels : nil,
+                                             Int32(Self.tilePixels / 16))
                     } else {
                         for c in 0..<cph {
                             scaleRow(source + c * P + start, destination + c * P + start, weights: buffer, count: end - start)
