@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import Foundation
 import SpatialAttention
 import SpatialAttentionReference
@@ -13,6 +14,11 @@ struct ScalingBenchmark: ParsableCommand {
         Full attention at s = 224 (N = 50176) costs about 1.3 TFLOP per call (≈ 13 s on one core); it is \
         skipped unless --attention-max-side reaches 224, and then timed once. The table notes the estimate \
         from the fitted slope instead.
+
+        Warm samples repeat the call on the same input, so a small image sits in L2 and a large one comes \
+        from DRAM: their slope mixes the cache hierarchy into the complexity. Cold samples evict the input \
+        (and SPSA's and copy's reused output) from every cache level before each call, so that every side \
+        starts from DRAM. The copy row (memcpy of the input) is the memory floor for both.
         """
     )
 
@@ -27,6 +33,8 @@ struct ScalingBenchmark: ParsableCommand {
     var attentionMaxSide = 112
     @Option(help: "Seconds of samples per case (at least 3 samples).") var seconds = 1.0
     @Option(help: "Cases whose first call takes longer than this many seconds are timed once.") var singleShot = 3.0
+    @Option(help: "Samples: warm (the same input again and again), cold (input evicted from every cache level before each call), or both.")
+    var cache: CacheState = .both
     @Option(help: "Folder for scaling.csv and scaling.svg.") var results = "results"
     @Flag(help: "Print JSON records on stdout (the table goes to stderr).") var json = false
 
@@ -70,23 +78,28 @@ struct ScalingBenchmark: ParsableCommand {
                 let peak = PeakMemory.peakBytes()
                 // Budget: `seconds` of samples and at least 3 (after a warm-up) while a call takes under
                 // `singleShot` seconds; slower cases use the first call as their only sample.
-                var samples = [first]
-                if first < singleShot {
-                    let m = measure(warmup: 1, repetitions: 3, minimumSeconds: seconds,
-                                    maximumRepetitions: max(3, Int(seconds / max(first, 1e-6)))) {
+                var warm = Measurement(samples: [first])
+                if first < singleShot && cache != .cold {
+                    warm = measure(warmup: 1, repetitions: 3, minimumSeconds: seconds,
+                                   maximumRepetitions: max(3, Int(seconds / max(first, 1e-6)))) {
                         blackHole(try! layer.run(x, threads: threads))
                     }
-                    samples = m.samples
                 }
-                let point = ScalingPoint(module: module, side: s, seconds: Measurement(samples: samples).median,
-                                         minimum: Measurement(samples: samples).minimum,
+                var cold: Measurement?
+                if cache != .warm {
+                    cold = try measureCold(layer, x, repetitions: first < singleShot ? 3 : 1,
+                                           maximumRepetitions: max(3, Int(seconds / max(first, 1e-6))))
+                }
+                let point = ScalingPoint(module: module, side: s, warm: cache == .cold ? nil : warm, cold: cold,
                                          flops: 2 * Double(try layer.macs(Shape(1, channels, s, s))),
-                                         peakBytes: peak, samples: samples.count)
-                note("  \(module.rawValue) s=\(s): \(fmt(point.seconds * 1e3, 3)) ms (\(point.samples) samples)")
+                                         peakBytes: peak)
+                note("  \(module.rawValue) s=\(s): " + [("warm", point.warm), ("cold", point.cold)].compactMap { name, m in
+                    m.map { "\(name) \(fmt($0.median * 1e3, 3)) ms (\($0.samples.count) samples)" }
+                }.joined(separator: ", "))
                 points.append(point)
             }
         }
-        let report = ScalingReport(points: points, modules: modules, sides: sides,
+        let report = ScalingReport(points: points, modules: modules, sides: sides, cache: cache,
                                    attentionMaxSide: attentionMaxSide, channels: channels, threads: threads)
         let table = report.table()
         if json {
@@ -98,20 +111,53 @@ struct ScalingBenchmark: ParsableCommand {
         try writeResult(report.csv(), to: results + "/scaling.csv")
         try writeResult(ScalingPlot.svg(report), to: results + "/scaling.svg")
     }
+
+    /// Samples of single calls, each after evicting the layer's input and reused output from every
+    /// cache level (`ck_evict`); the eviction is not timed. Nil where the CPU has no eviction
+    /// instruction that user code may run.
+    func measureCold(_ layer: AnyScalingLayer, _ x: Tensor, repetitions: Int, maximumRepetitions: Int) throws -> Measurement? {
+        var samples: [Double] = []
+        let start = now()
+        while samples.count < repetitions || (now() - start < seconds && samples.count < maximumRepetitions) {
+            guard layer.evict(x) else { return nil }
+            let t0 = now()
+            blackHole(try layer.run(x, threads: threads))
+            samples.append(now() - t0)
+        }
+        return Measurement(samples: samples)
+    }
+}
+
+/// Which samples `spatial-bench scaling` takes.
+enum CacheState: String, CaseIterable, ExpressibleByArgument {
+    case warm, cold, both
 }
 
 /// The modules of the scaling table.
 enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
-    case spsa, gsaContent = "gsa-content", gsa, sasa, attention
+    case copy, spsa, gsaContent = "gsa-content", gsa, sasa, attention
 
     /// The default module list: all of them.
     static var available: [ScalingModule] { allCases }
 
-    /// The module at side `s`: SPSA with 4 heads (α = 2, correlation, reverse); GSA with 8 heads and
+    /// The slope of the module's operation count against N: 1 for the linear modules; GSA's
+    /// positional passes cost O(N·L) with L = s, so O(N^1.5) (003 §3.1.2) on top of its linear
+    /// projections; full attention O(N²).
+    var complexity: String {
+        switch self {
+        case .copy, .spsa, .gsaContent, .sasa: return "1"
+        case .gsa: return "1 to 1.5"
+        case .attention: return "2"
+        }
+    }
+
+    /// The module at side `s`: the reference copy (memcpy of the input into a reused output: the
+    /// memory floor); SPSA with 4 heads (α = 2, correlation, reverse); GSA with 8 heads and
     /// L = s; SASA k = 7, 8 heads; full attention as the non-local block (C/2 inner channels, one head,
     /// output projection, residual).
     func make(channels C: Int, side s: Int) throws -> AnyScalingLayer {
         switch self {
+        case .copy: return AnyScalingLayer.copy
         case .spsa: return AnyScalingLayer(SPSA(heads: 4))
         case .gsaContent: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, components: .content, seed: 1))
         case .gsa: return AnyScalingLayer(try GSA(channels: C, heads: 8, extent: s, seed: 1))
@@ -125,6 +171,8 @@ enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
         let x = try Tensor.random(shape: Shape(1, 16, 7, 7), seed: 99)
         let mismatch: Mismatch?
         switch self {
+        case .copy:
+            mismatch = Tolerance.exact.firstMismatch(try AnyScalingLayer.copy.run(x, threads: 1), ReferenceTensor(x))
         case .spsa:
             let m = SPSA(heads: 4)
             mismatch = Tolerance.spsa.firstMismatch(try m(x), Naive.spsa(x, heads: 4))
@@ -142,38 +190,81 @@ enum ScalingModule: String, CaseIterable, ExpressibleByArgument {
     }
 }
 
-/// A layer with a thread count, type-erased for the benchmark loop.
+/// A layer with a thread count, type-erased for the benchmark loop, and the eviction of its input
+/// (and of the output it reuses, if any) for cold samples.
 struct AnyScalingLayer {
     let run: (Tensor, Int) throws -> Tensor
     let macs: (Shape) throws -> Int
+    let evict: (Tensor) -> Bool
 
-    init(_ g: GSA) { run = { try g($0, threads: $1) }; macs = g.multiplyAccumulates }
+    init(run: @escaping (Tensor, Int) throws -> Tensor, macs: @escaping (Shape) throws -> Int,
+         reused output: ReusedOutput? = nil) {
+        self.run = run
+        self.macs = macs
+        evict = { x in
+            guard AnyScalingLayer.evict(x) else { return false }
+            if let tensor = output?.tensor { _ = AnyScalingLayer.evict(tensor) }
+            return true
+        }
+    }
+
+    init(_ g: GSA) { self.init(run: { try g($0, threads: $1) }, macs: g.multiplyAccumulates) }
     /// SPSA counts 0 MACs in the papers' convention: its GFLOP/s column shows "–". It writes into
     /// an output reused from call to call (`apply(to:into:)`, as a network reuses its activation
     /// buffers): a fresh 51 MB array at s = 224 cost more in page faults than the kernel itself.
     init(_ s: SPSA) {
-        final class Output: @unchecked Sendable { var tensor: Tensor? }
-        let output = Output()
-        run = { x, threads in
-            if output.tensor?.shape != x.shape || output.tensor?.layout != x.layout { output.tensor = x.nanFilledLike() }
+        let output = ReusedOutput()
+        self.init(run: { x, threads in
+            output.prepare(like: x)
             try s.apply(to: x, into: &output.tensor!, threads: threads)
             return output.tensor!
-        }
-        macs = s.multiplyAccumulates
+        }, macs: s.multiplyAccumulates, reused: output)
     }
-    init(_ s: SASA) { run = { try s($0, threads: $1) }; macs = s.multiplyAccumulates }
-    init(_ a: NonLocal) { run = { try a($0, threads: $1) }; macs = a.multiplyAccumulates }
+    init(_ s: SASA) { self.init(run: { try s($0, threads: $1) }, macs: s.multiplyAccumulates) }
+    init(_ a: NonLocal) { self.init(run: { try a($0, threads: $1) }, macs: a.multiplyAccumulates) }
+
+    /// The memory floor: memcpy of the input into a reused output (0 MACs).
+    static var copy: AnyScalingLayer {
+        let output = ReusedOutput()
+        return AnyScalingLayer(run: { x, _ in
+            output.prepare(like: x)
+            x.scalars.withUnsafeBufferPointer { source in
+                output.tensor!.scalars.withUnsafeMutableBufferPointer {
+                    ck_copy($0.baseAddress, source.baseAddress, source.count)
+                }
+            }
+            return output.tensor!
+        }, macs: { _ in 0 }, reused: output)
+    }
+
+    /// Evicts the tensor's storage from every cache level; false where the CPU cannot.
+    static func evict(_ tensor: Tensor) -> Bool {
+        tensor.scalars.withUnsafeBytes { ck_evict($0.baseAddress, $0.count) != 0 }
+    }
 
     func run(_ x: Tensor, threads: Int) throws -> Tensor { try run(x, threads) }
 }
 
+/// An output tensor kept from call to call, as a network keeps its activation buffers.
+final class ReusedOutput: @unchecked Sendable {
+    var tensor: Tensor?
+
+    /// Replaces the kept tensor by a NaN-filled one of `x`'s shape and layout when it differs.
+    func prepare(like x: Tensor) {
+        if tensor?.shape != x.shape || tensor?.layout != x.layout { tensor = x.nanFilledLike() }
+    }
+}
+
+/// One module at one side: its warm and cold samples (either may be absent, per `--cache`).
 struct ScalingPoint {
     let module: ScalingModule
     let side: Int
-    let seconds: Double
-    let minimum: Double
+    let warm: Measurement?
+    let cold: Measurement?
     let flops: Double
     let peakBytes: Int
-    let samples: Int
     var n: Int { side * side }
+
+    /// The headline time: the warm median, or the cold one in a cold-only run.
+    var seconds: Double { (warm ?? cold)?.median ?? .nan }
 }

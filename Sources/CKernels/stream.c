@@ -16,6 +16,25 @@ void ck_store_fence(void) {
 #endif
 }
 
+int ck_evict(const void *p, ptrdiff_t bytes) {
+    if (bytes <= 0) return 1;
+    const uintptr_t line = 64, first = (uintptr_t)p & ~(line - 1), end = (uintptr_t)p + (uintptr_t)bytes;
+#if defined(__x86_64__)
+    _mm_mfence();
+    for (uintptr_t a = first; a < end; a += line) _mm_clflush((const void *)a);
+    _mm_mfence();
+    return 1;
+#elif defined(__aarch64__)
+    __asm__ volatile("dsb ish" ::: "memory");
+    for (uintptr_t a = first; a < end; a += line) __asm__ volatile("dc civac, %0" :: "r"(a) : "memory");
+    __asm__ volatile("dsb ish" ::: "memory");
+    return 1;
+#else
+    (void)first; (void)end;
+    return 0;
+#endif
+}
+
 void ck_scale_stream(float *dst, const float *src, float s, ptrdiff_t count) {
     ptrdiff_t i = 0;
 #if defined(__x86_64__)

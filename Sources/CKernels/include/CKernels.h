@@ -106,6 +106,11 @@ static inline __attribute__((always_inline, min_vector_width(512))) void ck_sqrt
 /// Make pending non-temporal stores visible (sfence on x86).
 void ck_store_fence(void);
 
+/// Writes back and evicts the cache lines of `bytes` bytes at `p` from every cache level (clflush on
+/// x86-64, `dc civac` on AArch64), then fences, so that the next reads of the range come from DRAM:
+/// the "cold" timing of `spatial-bench scaling`. Returns 0, doing nothing, where neither exists.
+int ck_evict(const void *p, ptrdiff_t bytes);
+
 /// Epilogue of a convolution GEMM, one pass: for r < rows (channels), j < columns (pixels),
 /// dst[r*dstStride + j] = act(src[r*srcStride + j] * scale[r] + bias[r] + residual[r*residualStride + j]).
 /// scale, bias and residual may be NULL (1, 0, 0). activation: 0 identity, 1 ReLU, 2 ReLU6 (NaN stays
