@@ -246,7 +246,7 @@ struct AnyScalingLayer {
 }
 
 /// An output tensor kept from call to call, as a network keeps its activation buffers.
-final class ReusedOutput: @unchecked Sendable {
+final class ReusedOutput {
     var tensor: Tensor?
 
     /// Replaces the kept tensor by a NaN-filled one of `x`'s shape and layout when it differs.
