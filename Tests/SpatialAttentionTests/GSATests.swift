@@ -76,11 +76,19 @@ final class GSATests: XCTestCase {
         assertClose(try gsa(x), try Naive.gsa(x, module: gsa), tolerance: .gsa)
     }
 
+    func testGSAResNetStage1ShapeMatchesNaive() throws {
+        // The first stage of GSA-ResNet-50: 64 channels, 8 heads (dk = dv = 8), 56×56, L = 56: rows over
+        // 48 positions take the row pass's diagonal blocks, and 56 rows are 7 of the column pass's 8-row blocks.
+        let gsa = try GSA(channels: 64, heads: 8, extent: 56, seed: 52)
+        let x = seededTensor(Shape(1, 64, 56, 56), seed: 53)
+        assertClose(try gsa(x), try Naive.gsa(x, module: gsa), tolerance: .gsa)
+    }
+
     func testTallAndWideImagesWithShortExtentMatchNaive() throws {
-        // H ≫ W and W ≫ H with L well below the long side: many shifts have no embedding row.
+        // H ≫ W and W ≫ H with L well below the long side (many shifts have no embedding row), and global.
         // 70 > 64 crosses the fused kernels' 64-position blocks.
         try withEvery("H×W", in: [(23, 2), (2, 29), (17, 13), (3, 70), (67, 2)]) { hw in
-            try withEvery("L", in: [3, 13]) { L in
+            try withEvery("L", in: Set([3, 13, max(hw.0, hw.1)]).sorted()) { L in
                 var gsa = try GSA(channels: 16, heads: 8, extent: L, seed: 8)
                 let x = seededTensor(Shape(1, 16, hw.0, hw.1), layout: .nhwc, seed: 81)
                 let reference = try Naive.gsa(x, module: gsa)

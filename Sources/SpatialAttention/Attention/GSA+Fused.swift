@@ -2,14 +2,19 @@
 /// NCHW planes), so no pass gathers or transposes data.
 ///
 /// 1. `[Q; K; V] = W·X`, one sgemm (`m = channels`, `n = H·W`).
-/// 2. Content: a softmax over each key row (contiguous), `C_h = K̂_h·V_hᵀ` and `Yᶜ_h = C_hᵀ·Q_h`, sgemm.
+/// 2. Content: a softmax over each key row (contiguous) and `C_h = K̂_h·V_hᵀ` (sgemm); `Yᶜ_h = C_hᵀ·Q_h` is
+///    added inside the row pass's sums (below), or by sgemm when there is no row pass.
 /// 3. Column pass, SIMD over 16 image columns at once: for a block of 4 rows `x` and 4 rows `i`,
 ///    `S[x][i] = Σ_κ Q_κ[x, y..y+15]·R_c[i − x + L − 1][κ]` (4 query loads and 7 embedding broadcasts
-///    per 16 FMAs), then `Yᴴ_c[x, y..] = Σ_i S[x][i]·V_c[i, y..]` (4 channels × 4 rows, 8 loads per 16
-///    FMAs). The logits of a 4-row block (4·H vectors) stay in L1.
+///    per 16 FMAs), then `Yᴴ_c[x, y..] = Σ_i S[x][i]·V_c[i, y..]` (3 channels × 8 rows, 11 loads per 24
+///    FMAs, so each value vector, read from L2, serves 8 rows). The logits of an 8-row block (8·H
+///    vectors, 28 KiB at H = 56) stay in L1.
 /// 4. BN on the `Yᴴ` planes; row pass, SIMD over 16 output columns `y` of one image row `x`:
 ///    `Sᵀ[j][y] = Σ_κ Q_κ[x, y]·R_r[j − y + L − 1][κ]` (read from the reversed, shift-indexed embedding
-///    so consecutive `y` are consecutive floats), then `Y_c[x, y] += Σ_j Yᴴ_c[x, j]·Sᵀ[j][y]`.
+///    so consecutive `y` are consecutive floats; a block of rows `j, j+16, j+32, j+48` × 64 positions
+///    meets 7 distinct embedding vectors, so 4 query loads and 7 embedding loads per 16 FMAs), then
+///    `Y_c[x, y] = Σ_κ C_h[κ][c]·Q_κ[x, y] + Σ_j Yᴴ_c[x, j]·Sᵀ[j][y]` in the same accumulators: the
+///    output is written once, and the queries of row `x` are in L1 from the logits.
 ///
 /// Each query only meets the `n` shifts it uses (the sgemm path computes all `2n − 1`). At 56×56, 8
 /// heads, OpenBLAS reaches about 50 GFLOP/s on the 448 `56×56×32` products per pass, call overhead and
@@ -22,12 +27,13 @@ extension GSA {
         let (qRows, kRows, vRows) = (keyChannels, hasContent ? keyChannels : 0, valueChannels)
         let D = qRows + kRows + vRows, nchw = geometry.layout == .nchw
         let hasColumn = components.contains(.column), hasRow = components.contains(.row)
-        // SIMD loads of 16 or 64 positions from the last rows read up to 4 rows + 64 floats past the last
+        // SIMD loads of 16 or 64 positions from the last rows read up to 8 rows + 64 floats past the last
         // plane (into the next plane, or this zeroed tail); those lanes are never stored.
-        let tail = 4 * W + 64
-        let sizes = [D * P + tail, hasColumn && hasRow ? valueChannels * P + tail : 0, nchw ? 0 : valueChannels * P]
+        let tail = 8 * W + 64
+        let sizes = [D * P + tail, hasColumn && hasRow ? valueChannels * P + tail : 0, nchw ? 0 : valueChannels * P,
+                     hasContent ? heads * keyChannelsPerHead * valueChannelsPerHead : 0]
         Scratch.withFloats(sizes.reduce(0, +)) { buffer in
-            let qkv = buffer, yh = buffer + sizes[0], staging = yh + sizes[1]
+            let qkv = buffer, yh = buffer + sizes[0], staging = yh + sizes[1], contexts = staging + sizes[2]
             (qkv + D * P).update(repeating: 0, count: tail)
             if sizes[1] > 0 { (yh + valueChannels * P).update(repeating: 0, count: tail) }
             let target = nchw ? output : staging
@@ -36,7 +42,12 @@ extension GSA {
                               b: image, ldb: nchw ? P : channels, transposeB: !nchw, c: qkv, ldc: P)
             }
             let q = qkv, k = qkv + qRows * P, v = k + kRows * P
-            if hasContent { planarContent(queries: q, keys: k, values: v, pixels: P, into: target, threads: threads) }
+            // With a row pass, the content term Σ_κ C_h[κ][c]·q_κ joins the row pass's sums (the queries of
+            // each image row are in L1 there) instead of a Yᶜ sgemm whose output the row pass re-reads.
+            if hasContent {
+                planarContexts(keys: k, values: v, pixels: P, into: contexts, threads: threads)
+                if !hasRow { applyContexts(contexts, queries: q, pixels: P, into: target) }
+            }
             if hasColumn {
                 let destination = hasRow ? yh : target
                 columnPass(queries: q, values: v, height: H, width: W, into: destination,
@@ -44,8 +55,9 @@ extension GSA {
                 if hasRow { normalizePlanes(yh, pixels: P, threads: threads) }
             }
             if hasRow {
-                rowPass(queries: q, values: hasColumn ? yh : v, height: H, width: W, into: target,
-                        accumulate: hasContent, threads: threads)
+                rowPass(queries: q, values: hasColumn ? yh : v, height: H, width: W,
+                        contexts: hasContent ? UnsafePointer(contexts) : nil, into: target, accumulate: false,
+                        threads: threads)
             }
             if !nchw {
                 Transpose.planesToPixels(staging, pixels: P, channels: valueChannels, into: output, threads: threads)
@@ -53,25 +65,32 @@ extension GSA {
         }
     }
 
-    /// Content attention on channel-major `Q`, `K`, `V`: `K` rows become softmax numerators in place.
-    private func planarContent(queries q: UnsafeMutablePointer<Float>, keys k: UnsafeMutablePointer<Float>,
-                               values v: UnsafeMutablePointer<Float>, pixels P: Int, into y: UnsafeMutablePointer<Float>,
-                               threads: Int) {
+    /// The content contexts `C_h = softmax(K_h)·V_hᵀ` (`[heads, dk, dv]`) from channel-major `K`, `V`: `K`
+    /// rows become softmax numerators in place, and the softmax's `1/Σ` scales the `dk` rows of `C_h`.
+    private func planarContexts(keys k: UnsafeMutablePointer<Float>, values v: UnsafePointer<Float>, pixels P: Int,
+                                into contexts: UnsafeMutablePointer<Float>, threads: Int) {
         let (dk, dv) = (keyChannelsPerHead, valueChannelsPerHead)
-        Scratch.withFloats(keyChannels + dk * dv) { sums in
-            let context = sums + keyChannels
+        Scratch.withFloats(keyChannels) { sums in
             Threads.forEach(keyChannels, threads: threads) { row in
                 let r = k + row * P
                 sums[row] = VectorMath.exp(r, into: r, count: P, subtracting: VectorMath.maximum(r, count: P))
             }
             for h in 0..<heads {
-                // C [dk, dv] = exp(K_h − max)·V_hᵀ, row κ over its sum; Yᶜ_h [dv, P] = Cᵀ·Q_h.
+                let context = contexts + h * dk * dv
                 GEMM.multiply(m: dk, n: dv, k: P, a: k + h * dk * P, lda: P, b: v + h * dv * P, ldb: P,
                               transposeB: true, c: context, ldc: dv)
                 for row in 0..<dk { scaleInPlace(context + row * dv, count: dv, by: 1 / sums[h * dk + row]) }
-                GEMM.multiply(m: dv, n: P, k: dk, a: context, lda: dv, transposeA: true, b: q + h * dk * P, ldb: P,
-                              c: y + h * dv * P, ldc: P)
             }
+        }
+    }
+
+    /// `Yᶜ_h [dv, P] = C_hᵀ·Q_h` for every head, sgemm, written to `y` (the module without a row pass).
+    private func applyContexts(_ contexts: UnsafePointer<Float>, queries q: UnsafePointer<Float>, pixels P: Int,
+                               into y: UnsafeMutablePointer<Float>) {
+        let (dk, dv) = (keyChannelsPerHead, valueChannelsPerHead)
+        for h in 0..<heads {
+            GEMM.multiply(m: dv, n: P, k: dk, a: contexts + h * dk * dv, lda: dv, transposeA: true,
+                          b: q + h * dk * P, ldb: P, c: y + h * dv * P, ldc: P)
         }
     }
 

@@ -3,8 +3,9 @@
 
 /// The shifted, transposed embedding of one pass over lines of `length` positions.
 struct ShiftedEmbedding {
-    /// Zero floats before shift `−(n−1)`, so that 4-row blocks past the last row read inside the buffer.
-    static let margin = 4
+    /// Zero floats before shift `−(n−1)`, so that the rows `j` up to the next multiple of 64 past the last
+    /// one (computed and dropped) read inside the buffer.
+    static let margin = 64
     let values: [Float]
     let rowStride: Int
 
@@ -28,8 +29,8 @@ extension GSA {
                     into result: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
         let (dk, dv, P, L) = (keyChannelsPerHead, valueChannelsPerHead, H * W, extent)
         // Shift table: rs[(δ + off)·dk + κ] = R_c[δ + L − 1][κ] for |δ| ≤ min(L, H) − 1, zero for the other
-        // shifts a 4×4 block can form (up to ±(H4 + 2)).
-        let H4 = (H + 3) / 4 * 4, off = H4 + 3
+        // shifts an 8-row block's 4×4 sub-blocks can form (from −(H8 + 2) to H4 + 2).
+        let H4 = (H + 3) / 4 * 4, H8 = (H + 7) / 8 * 8, off = H8 + 3
         var rs = [Float](repeating: 0, count: (2 * off + 1) * dk)
         let reach = min(L, H) - 1
         for delta in -reach...reach {
@@ -40,12 +41,18 @@ extension GSA {
             let table = pr.baseAddress!
             Threads.forEach(heads * yBlocks, threads: threads) { item in
                 let h = item / yBlocks, y0 = (item % yBlocks) * 16, lanes = min(16, W - y0)
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * H4 * 16) { buffer in
+                // 8 rows of H4 logit vectors, 64-byte aligned (one more vector to align it).
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: (8 * H4 + 1) * 16) { buffer in
                     if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
-                    let s = buffer.baseAddress!
-                    for x0 in stride(from: 0, to: H, by: 4) {
-                        columnLogits(q + h * dk * P + x0 * W + y0, planeStride: P, rowStride: W, dk: dk,
+                    let s = alignedVectors(buffer.baseAddress!)
+                    for x0 in stride(from: 0, to: H, by: 8) {
+                        let queries = q + h * dk * P + x0 * W + y0
+                        columnLogits(queries, planeStride: P, rowStride: W, dk: dk,
                                      table: table + (off - x0) * dk, rows: H4, into: s)
+                        if x0 + 4 < H {
+                            columnLogits(queries + 4 * W, planeStride: P, rowStride: W, dk: dk,
+                                         table: table + (off - x0 - 4) * dk, rows: H4, into: s + 4 * H4 * 16)
+                        }
                         columnSums(s, rows: H4, values: v + h * dv * P + y0, planeStride: P, rowStride: W, dv: dv,
                                    height: H, x0: x0, lanes: lanes,
                                    into: result + h * dv * P + x0 * W + y0, accumulate: accumulate)
@@ -56,9 +63,11 @@ extension GSA {
     }
 
     /// The row pass: `result_c[x, y] (=|+=) Σ_j (q[x, y]·R_r[j − y + L − 1])·v_c[x, j]` for every head, on
-    /// channel-major planes. Work items are (head, image row).
+    /// channel-major planes, plus the content term `Σ_κ C_h[κ][c]·q_κ[x, y]` when `contexts` holds the
+    /// heads' `C_h` (`[heads, dk, dv]`). Work items are (head, image row).
     func rowPass(queries q: UnsafePointer<Float>, values v: UnsafePointer<Float>, height H: Int, width W: Int,
-                 into result: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
+                 contexts: UnsafePointer<Float>?, into result: UnsafeMutablePointer<Float>, accumulate: Bool,
+                 threads: Int) {
         let (dk, dv, P) = (keyChannelsPerHead, valueChannelsPerHead, H * W)
         let reversed = GSA.reversedRows(rowEmbedding, rows: 2 * extent - 1, dk: dk)
         let embedding = ShiftedEmbedding(reversed, extent: extent, length: W, dk: dk)
@@ -67,14 +76,25 @@ extension GSA {
             let rt = pe.baseAddress!
             Threads.forEach(heads * H, threads: threads) { item in
                 let h = item / H, x = item % H
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: (W + 4) * nPad) { buffer in
+                // nPad rows of nPad logits, 64-byte aligned (one more vector to align them).
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: (nPad + 1) * nPad) { buffer in
                     if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
-                    let st = buffer.baseAddress!
-                    transposedShiftLogits(q + h * dk * P + x * W, qStride: P, rt: rt, rtStride: embedding.rowStride,
-                                          length: W, dk: dk, into: st, sStride: nPad)
+                    let st = alignedVectors(buffer.baseAddress!)
+                    let queries = q + h * dk * P + x * W
+                    if W > 48 {
+                        diagonalShiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride,
+                                            length: W, dk: dk, into: st, sStride: nPad)
+                    } else {
+                        shortShiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride,
+                                         length: W, dk: dk, into: st, sStride: nPad)
+                    }
+                    let content = contexts.map {
+                        WeightedRows(rows: queries, rowStride: P, weights: $0 + h * dk * dv, channelStride: 1, step: dv,
+                                     count: dk)
+                    }
                     transposedWeightedSums(st, sStride: nPad, values: v + h * dv * P + x * W, channelStride: P,
-                                           dv: dv, length: W, into: result + h * dv * P + x * W, planeStride: P,
-                                           accumulate: accumulate)
+                                           dv: dv, length: W, extra: content, into: result + h * dv * P + x * W,
+                                           planeStride: P, accumulate: accumulate)
                 }
             }
         }
@@ -127,49 +147,113 @@ private func columnLogits(_ q: UnsafePointer<Float>, planeStride: Int, rowStride
     }
 }
 
-/// Column-pass weighted sums for 4 image rows: `out_c[x0 + xx] (=|+=) Σ_{i<height} s[xx][i]·v_c[i]`,
-/// 4 channels × 4 rows per block (8 loads per 16 FMAs); rows past `height`, channels past `dv` dropped.
+/// Column-pass weighted sums for 8 image rows: `out_c[x0 + xx] (=|+=) Σ_{i<height} s[xx][i]·v_c[i]`,
+/// 3 channels × 8 rows per block (3 value loads and 8 logit loads per 24 FMAs: the values, which come
+/// from L2, are read once per 8 rows); rows past `height`, channels past `dv` dropped.
 @inline(__always)
 private func columnSums(_ s: UnsafePointer<Float>, rows: Int, values v: UnsafePointer<Float>, planeStride: Int,
                         rowStride: Int, dv: Int, height: Int, x0: Int, lanes: Int,
                         into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    let s1 = s + rows * 16, s2 = s1 + rows * 16, s3 = s2 + rows * 16
-    for c0 in stride(from: 0, to: dv, by: 4) {
+    let r = rows * 16
+    for c0 in stride(from: 0, to: dv, by: 3) {
         let v0p = v + c0 * planeStride, v1p = v + min(c0 + 1, dv - 1) * planeStride
-        let v2p = v + min(c0 + 2, dv - 1) * planeStride, v3p = v + min(c0 + 3, dv - 1) * planeStride
-        var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
-        var a10 = a00, a11 = a00, a12 = a00, a13 = a00
-        var a20 = a00, a21 = a00, a22 = a00, a23 = a00
-        var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-        var offset = 0
-        for i in 0..<height {
-            let w0 = load16(v0p + offset), w1 = load16(v1p + offset), w2 = load16(v2p + offset), w3 = load16(v3p + offset)
-            let t0 = load16(s + i * 16), t1 = load16(s1 + i * 16), t2 = load16(s2 + i * 16), t3 = load16(s3 + i * 16)
-            a00 = multiplyAdd(t0, w0, a00); a01 = multiplyAdd(t0, w1, a01)
-            a02 = multiplyAdd(t0, w2, a02); a03 = multiplyAdd(t0, w3, a03)
-            a10 = multiplyAdd(t1, w0, a10); a11 = multiplyAdd(t1, w1, a11)
-            a12 = multiplyAdd(t1, w2, a12); a13 = multiplyAdd(t1, w3, a13)
-            a20 = multiplyAdd(t2, w0, a20); a21 = multiplyAdd(t2, w1, a21)
-            a22 = multiplyAdd(t2, w2, a22); a23 = multiplyAdd(t2, w3, a23)
-            a30 = multiplyAdd(t3, w0, a30); a31 = multiplyAdd(t3, w1, a31)
-            a32 = multiplyAdd(t3, w2, a32); a33 = multiplyAdd(t3, w3, a33)
+        let v2p = v + min(c0 + 2, dv - 1) * planeStride
+        var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00
+        var a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00
+        var a40 = a00, a41 = a00, a42 = a00, a50 = a00, a51 = a00, a52 = a00
+        var a60 = a00, a61 = a00, a62 = a00, a70 = a00, a71 = a00, a72 = a00
+        var offset = 0, si = s
+        for _ in 0..<height {
+            let w0 = load16(v0p + offset), w1 = load16(v1p + offset), w2 = load16(v2p + offset)
+            var t = load16(si)
+            a00 = multiplyAdd(t, w0, a00); a01 = multiplyAdd(t, w1, a01); a02 = multiplyAdd(t, w2, a02)
+            t = load16(si + r)
+            a10 = multiplyAdd(t, w0, a10); a11 = multiplyAdd(t, w1, a11); a12 = multiplyAdd(t, w2, a12)
+            t = load16(si + 2 * r)
+            a20 = multiplyAdd(t, w0, a20); a21 = multiplyAdd(t, w1, a21); a22 = multiplyAdd(t, w2, a22)
+            t = load16(si + 3 * r)
+            a30 = multiplyAdd(t, w0, a30); a31 = multiplyAdd(t, w1, a31); a32 = multiplyAdd(t, w2, a32)
+            t = load16(si + 4 * r)
+            a40 = multiplyAdd(t, w0, a40); a41 = multiplyAdd(t, w1, a41); a42 = multiplyAdd(t, w2, a42)
+            t = load16(si + 5 * r)
+            a50 = multiplyAdd(t, w0, a50); a51 = multiplyAdd(t, w1, a51); a52 = multiplyAdd(t, w2, a52)
+            t = load16(si + 6 * r)
+            a60 = multiplyAdd(t, w0, a60); a61 = multiplyAdd(t, w1, a61); a62 = multiplyAdd(t, w2, a62)
+            t = load16(si + 7 * r)
+            a70 = multiplyAdd(t, w0, a70); a71 = multiplyAdd(t, w1, a71); a72 = multiplyAdd(t, w2, a72)
             offset += rowStride
+            si += 16
         }
-        @inline(__always) func emit(_ xx: Int, _ c: Int, _ value: SIMD16<Float>) {
-            guard x0 + xx < height, c0 + c < dv else { return }
-            writeLanes(value, count: lanes, into: out + (c0 + c) * planeStride + xx * rowStride, accumulate: accumulate)
+        @inline(__always) func emit(_ xx: Int, _ b0: SIMD16<Float>, _ b1: SIMD16<Float>, _ b2: SIMD16<Float>) {
+            guard x0 + xx < height else { return }
+            let target = out + c0 * planeStride + xx * rowStride
+            writeLanes(b0, count: lanes, into: target, accumulate: accumulate)
+            if c0 + 1 < dv { writeLanes(b1, count: lanes, into: target + planeStride, accumulate: accumulate) }
+            if c0 + 2 < dv { writeLanes(b2, count: lanes, into: target + 2 * planeStride, accumulate: accumulate) }
         }
-        emit(0, 0, a00); emit(0, 1, a01); emit(0, 2, a02); emit(0, 3, a03)
-        emit(1, 0, a10); emit(1, 1, a11); emit(1, 2, a12); emit(1, 3, a13)
-        emit(2, 0, a20); emit(2, 1, a21); emit(2, 2, a22); emit(2, 3, a23)
-        emit(3, 0, a30); emit(3, 1, a31); emit(3, 2, a32); emit(3, 3, a33)
+        emit(0, a00, a01, a02); emit(1, a10, a11, a12); emit(2, a20, a21, a22); emit(3, a30, a31, a32)
+        emit(4, a40, a41, a42); emit(5, a50, a51, a52); emit(6, a60, a61, a62); emit(7, a70, a71, a72)
     }
 }
 
-/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
-/// embedding) for `j < n`, all `y < nPad`; 4 rows `j` × 64 positions `y` per block, the query vectors shared by the 4 rows.
+/// The first 64-byte boundary at or after `p` (the buffer must hold 15 floats more than it uses).
 @inline(__always)
-private func transposedShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
+func alignedVectors(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+    let address = UInt(bitPattern: p)
+    return p + Int((64 - address % 64) % 64) / MemoryLayout<Float>.stride
+}
+
+/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
+/// embedding) for all `j, y < nPad` (rows `j ≥ n` are dropped by the caller); for lines over 48 positions. A block holds rows
+/// `j, j + 16, j + 32, j + 48` × positions `y0 … y0 + 63`: its 16 vectors meet only 7 distinct embedding
+/// offsets (`16·(yy − jj)` apart), so each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs.
+@inline(__always)
+private func diagonalShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
+                                   length n: Int, dk: Int, into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
+    for j64 in stride(from: 0, to: n, by: 64) {
+        for j0 in j64..<(j64 + 16) {
+            for y0 in stride(from: 0, to: n, by: 64) {
+                var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+                var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+                var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+                var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+                // r[16·d] is the embedding vector of rows j0 + 16·jj, positions y0 + 16·yy with d = yy − jj.
+                var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
+                var q = qt + y0
+                for _ in 0..<dk {
+                    let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+                    let m3 = load16(r - 48), m2 = load16(r - 32), m1 = load16(r - 16), z0 = load16(r)
+                    let p1 = load16(r + 16), p2 = load16(r + 32), p3 = load16(r + 48)
+                    a00 = multiplyAdd(q0, z0, a00); a01 = multiplyAdd(q1, p1, a01)
+                    a02 = multiplyAdd(q2, p2, a02); a03 = multiplyAdd(q3, p3, a03)
+                    a10 = multiplyAdd(q0, m1, a10); a11 = multiplyAdd(q1, z0, a11)
+                    a12 = multiplyAdd(q2, p1, a12); a13 = multiplyAdd(q3, p2, a13)
+                    a20 = multiplyAdd(q0, m2, a20); a21 = multiplyAdd(q1, m1, a21)
+                    a22 = multiplyAdd(q2, z0, a22); a23 = multiplyAdd(q3, p1, a23)
+                    a30 = multiplyAdd(q0, m3, a30); a31 = multiplyAdd(q1, m2, a31)
+                    a32 = multiplyAdd(q2, m1, a32); a33 = multiplyAdd(q3, z0, a33)
+                    r += rtStride
+                    q += qStride
+                }
+                let row = st + j0 * nPad + y0, jump = 16 * nPad
+                store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
+                store16(a10, row + jump); store16(a11, row + jump + 16)
+                store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+                store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
+                store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+                store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
+                store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
+            }
+        }
+    }
+}
+
+/// Row-pass logits for lines of at most 48 positions, transposed: `Sᵀ[j][y]` as in ``diagonalShiftLogits``
+/// for `j < n` (rounded up to 4), all `y < nPad`; 4 consecutive rows `j` × 64 positions `y` per block, the
+/// query vectors shared by the 4 rows (16 embedding loads, most of them across a cache line, per 16 FMAs;
+/// the diagonal blocks would compute up to 64 rows where these compute `n`).
+@inline(__always)
+private func shortShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
                                    length n: Int, dk: Int, into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
     for j0 in stride(from: 0, to: n, by: 4) {
         for y0 in stride(from: 0, to: n, by: 64) {
@@ -204,34 +288,49 @@ private func transposedShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt:
     }
 }
 
-/// `plane_c[y] (=|+=) Σ_j v[j][c]·Sᵀ[j][y]` for `c < dv`, `y < n`: 4 channels × 64 positions per block.
+/// One sum of `transposedWeightedSums`: `Σ_t weight_c[t]·rows[t][y]` over `count` terms, with row `t` at
+/// `rows + t·rowStride` and `weight_c[t]` at `weights + c·channelStride + t·step`.
+struct WeightedRows {
+    let rows: UnsafePointer<Float>, rowStride: Int
+    let weights: UnsafePointer<Float>, channelStride: Int, step: Int
+    let count: Int
+}
+
+/// `plane_c[y] (=|+=) Σ_j v[j][c]·Sᵀ[j][y]` for `c < dv`, `y < n`, plus the `extra` sum when given (the
+/// row pass's content term `Σ_κ C[κ][c]·q_κ[y]`): 4 channels × 64 positions per block.
 @inline(__always)
 private func transposedWeightedSums(_ st: UnsafePointer<Float>, sStride nPad: Int, values v: UnsafePointer<Float>,
-                                    channelStride: Int, dv: Int, length n: Int, into plane: UnsafeMutablePointer<Float>,
-                                    planeStride: Int, accumulate: Bool) {
+                                    channelStride: Int, dv: Int, length n: Int, extra: WeightedRows?,
+                                    into plane: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool) {
+    let main = WeightedRows(rows: st, rowStride: nPad, weights: v, channelStride: channelStride, step: 1, count: n)
     for c0 in stride(from: 0, to: dv, by: 4) {
         // Channels past dv repeat the last one (their sums are computed and dropped).
-        let v0p = v + c0 * channelStride, v1p = v + min(c0 + 1, dv - 1) * channelStride
-        let v2p = v + min(c0 + 2, dv - 1) * channelStride, v3p = v + min(c0 + 3, dv - 1) * channelStride
+        let (c1, c2, c3) = (min(c0 + 1, dv - 1), min(c0 + 2, dv - 1), min(c0 + 3, dv - 1))
         for y0 in stride(from: 0, to: n, by: 64) {
             var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
             var a10 = a00, a11 = a00, a12 = a00, a13 = a00
             var a20 = a00, a21 = a00, a22 = a00, a23 = a00
             var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-            var s = st + y0
-            for j in 0..<n {
-                let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
-                let v0 = SIMD16<Float>(repeating: v0p[j]), v1 = SIMD16<Float>(repeating: v1p[j])
-                let v2 = SIMD16<Float>(repeating: v2p[j]), v3 = SIMD16<Float>(repeating: v3p[j])
-                a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
-                a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
-                a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
-                a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
-                a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
-                a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
-                a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
-                a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
-                s += nPad
+            for term in 0..<(extra == nil ? 1 : 2) {
+                let sum = term == 0 ? main : extra!
+                let w = sum.weights, ws = sum.channelStride
+                var (w0, w1, w2, w3) = (w + c0 * ws, w + c1 * ws, w + c2 * ws, w + c3 * ws)
+                var s = sum.rows + y0
+                for _ in 0..<sum.count {
+                    let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
+                    let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
+                    let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
+                    a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
+                    a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
+                    a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
+                    a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
+                    a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
+                    a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
+                    a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
+                    a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
+                    s += sum.rowStride
+                    w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
+                }
             }
             let lanes = n - y0
             @inline(__always) func emit(_ c: Int, _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>,
@@ -262,3 +361,4 @@ private func writeLanes(_ v: SIMD16<Float>, count: Int, into target: UnsafeMutab
 /// Stores 16 floats at an unaligned address.
 @inline(__always)
 func store16(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>) { p.storeVector(v) }
+
