@@ -9,7 +9,7 @@
 ///    per 16 FMAs), then `Yᴴ_c[x, y..] = Σ_i S[x][i]·V_c[i, y..]` (3 channels × 8 rows, 11 loads per 24
 ///    FMAs, so each value vector, read from L2, serves 8 rows). The logits of an 8-row block (8·H
 ///    vectors, 28 KiB at H = 56) stay in L1.
-/// 4. BN on the `Yᴴ` planes; row pass, SIMD over 16 output columns `y` of one image row `x`:
+/// 4. BN on `Yᴴ` as the column pass writes it; row pass, SIMD over 16 output columns `y` of one image row `x`:
 ///    `Sᵀ[j][y] = Σ_κ Q_κ[x, y]·R_r[j − y + L − 1][κ]` (read from the reversed, shift-indexed embedding
 ///    so consecutive `y` are consecutive floats; a block of rows `j, j+16, j+32, j+48` × 64 positions
 ///    meets 7 distinct embedding vectors, so 4 query loads and 7 embedding loads per 16 FMAs), then
@@ -51,8 +51,7 @@ extension GSA {
             if hasColumn {
                 let destination = hasRow ? yh : target
                 columnPass(queries: q, values: v, height: H, width: W, into: destination,
-                           accumulate: !hasRow && hasContent, threads: threads)
-                if hasRow { normalizePlanes(yh, pixels: P, threads: threads) }
+                           accumulate: !hasRow && hasContent, normalize: hasRow, threads: threads)
             }
             if hasRow {
                 rowPass(queries: q, values: hasColumn ? yh : v, height: H, width: W,
@@ -91,16 +90,6 @@ extension GSA {
         for h in 0..<heads {
             GEMM.multiply(m: dv, n: P, k: dk, a: contexts + h * dk * dv, lda: dv, transposeA: true,
                           b: q + h * dk * P, ldb: P, c: y + h * dv * P, ldc: P)
-        }
-    }
-
-    /// BN on `valueChannels` planes of `pixels` floats.
-    private func normalizePlanes(_ y: UnsafeMutablePointer<Float>, pixels: Int, threads: Int) {
-        Threads.forEach(valueChannels, threads: threads) { c in
-            let plane = y + c * pixels, a = normalizationScale[c], b = normalizationShift[c]
-            var p = 0
-            while p + 16 <= pixels { store16(load16(plane + p) * a + b, plane + p); p += 16 }
-            while p < pixels { plane[p] = plane[p] * a + b; p += 1 }
         }
     }
 }

@@ -24,9 +24,10 @@ struct ShiftedEmbedding {
 
 extension GSA {
     /// The column pass: `result_c[x, y] (=|+=) Σ_i (q[x, y]·R_c[i − x + L − 1])·v_c[i, y]` for every head,
-    /// on channel-major planes. Work items are (head, block of 16 image columns).
+    /// on channel-major planes; with `normalize`, each sum goes through the BN between the passes
+    /// (`a_c·sum + b_c`) as it is written. Work items are (head, block of 16 image columns).
     func columnPass(queries q: UnsafePointer<Float>, values v: UnsafePointer<Float>, height H: Int, width W: Int,
-                    into result: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
+                    into result: UnsafeMutablePointer<Float>, accumulate: Bool, normalize: Bool, threads: Int) {
         let (dk, dv, P, L) = (keyChannelsPerHead, valueChannelsPerHead, H * W, extent)
         // Shift table: rs[(δ + off)·dk + κ] = R_c[δ + L − 1][κ] for |δ| ≤ min(L, H) − 1, zero for the other
         // shifts an 8-row block's 4×4 sub-blocks can form (from −(H8 + 2) to H4 + 2).
@@ -37,8 +38,13 @@ extension GSA {
             for k in 0..<dk { rs[(delta + off) * dk + k] = columnEmbedding[(delta + L - 1) * dk + k] }
         }
         let yBlocks = (W + 15) / 16
+        // Without BN, the identity (1·sum + 0).
+        let scale = normalize ? normalizationScale : [Float](repeating: 1, count: valueChannels)
+        let shift = normalize ? normalizationShift : [Float](repeating: 0, count: valueChannels)
         rs.withUnsafeBufferPointer { pr in
-            let table = pr.baseAddress!
+        scale.withUnsafeBufferPointer { pa in
+        shift.withUnsafeBufferPointer { pb in
+            let (table, scales, shifts) = (pr.baseAddress!, pa.baseAddress!, pb.baseAddress!)
             Threads.forEach(heads * yBlocks, threads: threads) { item in
                 let h = item / yBlocks, y0 = (item % yBlocks) * 16, lanes = min(16, W - y0)
                 // 8 rows of H4 logit vectors, 64-byte aligned (one more vector to align it).
@@ -55,11 +61,12 @@ extension GSA {
                         }
                         columnSums(s, rows: H4, values: v + h * dv * P + y0, planeStride: P, rowStride: W, dv: dv,
                                    height: H, x0: x0, lanes: lanes,
+                                   scale: scales + h * dv, shift: shifts + h * dv,
                                    into: result + h * dv * P + x0 * W + y0, accumulate: accumulate)
                     }
                 }
             }
-        }
+        }}}
     }
 
     /// The row pass: `result_c[x, y] (=|+=) Σ_j (q[x, y]·R_r[j − y + L − 1])·v_c[x, j]` for every head, on
@@ -149,10 +156,12 @@ private func columnLogits(_ q: UnsafePointer<Float>, planeStride: Int, rowStride
 
 /// Column-pass weighted sums for 8 image rows: `out_c[x0 + xx] (=|+=) Σ_{i<height} s[xx][i]·v_c[i]`,
 /// 3 channels × 8 rows per block (3 value loads and 8 logit loads per 24 FMAs: the values, which come
-/// from L2, are read once per 8 rows); rows past `height`, channels past `dv` dropped.
+/// from L2, are read once per 8 rows); rows past `height`, channels past `dv` dropped. Channel `c`'s sums
+/// are written as `scale[c]·sum + shift[c]`.
 @inline(__always)
 private func columnSums(_ s: UnsafePointer<Float>, rows: Int, values v: UnsafePointer<Float>, planeStride: Int,
                         rowStride: Int, dv: Int, height: Int, x0: Int, lanes: Int,
+                        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                         into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
     let r = rows * 16
     for c0 in stride(from: 0, to: dv, by: 3) {
@@ -187,9 +196,12 @@ private func columnSums(_ s: UnsafePointer<Float>, rows: Int, values v: UnsafePo
         @inline(__always) func emit(_ xx: Int, _ b0: SIMD16<Float>, _ b1: SIMD16<Float>, _ b2: SIMD16<Float>) {
             guard x0 + xx < height else { return }
             let target = out + c0 * planeStride + xx * rowStride
-            writeLanes(b0, count: lanes, into: target, accumulate: accumulate)
-            if c0 + 1 < dv { writeLanes(b1, count: lanes, into: target + planeStride, accumulate: accumulate) }
-            if c0 + 2 < dv { writeLanes(b2, count: lanes, into: target + 2 * planeStride, accumulate: accumulate) }
+            @inline(__always) func put(_ k: Int, _ sum: SIMD16<Float>) {
+                guard c0 + k < dv else { return }
+                writeLanes(sum * scale[c0 + k] + shift[c0 + k], count: lanes, into: target + k * planeStride,
+                           accumulate: accumulate)
+            }
+            put(0, b0); put(1, b1); put(2, b2)
         }
         emit(0, a00, a01, a02); emit(1, a10, a11, a12); emit(2, a20, a21, a22); emit(3, a30, a31, a32)
         emit(4, a40, a41, a42); emit(5, a50, a51, a52); emit(6, a60, a61, a62); emit(7, a70, a71, a72)
