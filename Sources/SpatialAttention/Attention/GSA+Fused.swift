@@ -3,7 +3,7 @@
 ///
 /// 1. `[Q; K; V] = W·X`, one sgemm (`m = channels`, `n = H·W`).
 /// 2. Content: a softmax over each key row (contiguous) and `C_h = K̂_h·V_hᵀ` (sgemm); `Yᶜ_h = C_hᵀ·Q_h` is
-///    added inside the row pass's sums (below), or by sgemm when there is no row pass.
+///    added inside the row pass's sums (below) on rows over 48 positions, by sgemm otherwise.
 /// 3. Column pass, SIMD over 16 image columns at once: for a block of 4 rows `x` and 4 rows `i`,
 ///    `S[x][i] = Σ_κ Q_κ[x, y..y+15]·R_c[i − x + L − 1][κ]` (4 query loads and 7 embedding broadcasts
 ///    per 16 FMAs), then `Yᴴ_c[x, y..] = Σ_i S[x][i]·V_c[i, y..]` (3 channels × 8 rows, 11 loads per 24
@@ -13,8 +13,8 @@
 ///    `Sᵀ[j][y] = Σ_κ Q_κ[x, y]·R_r[j − y + L − 1][κ]` (read from the reversed, shift-indexed embedding
 ///    so consecutive `y` are consecutive floats; a block of rows `j, j+16, j+32, j+48` × 64 positions
 ///    meets 7 distinct embedding vectors, so 4 query loads and 7 embedding loads per 16 FMAs), then
-///    `Y_c[x, y] = Σ_κ C_h[κ][c]·Q_κ[x, y] + Σ_j Yᴴ_c[x, j]·Sᵀ[j][y]` in the same accumulators: the
-///    output is written once, and the queries of row `x` are in L1 from the logits.
+///    `Y_c[x, y] = Σ_κ C_h[κ][c]·Q_κ[x, y] + Σ_j Yᴴ_c[x, j]·Sᵀ[j][y]` in the same accumulators (rows over
+///    48 positions): the output is written once, and the queries of row `x` are in L1 from the logits.
 ///
 /// Each query only meets the `n` shifts it uses (the sgemm path computes all `2n − 1`). At 56×56, 8
 /// heads, OpenBLAS reaches about 50 GFLOP/s on the 448 `56×56×32` products per pass, call overhead and
@@ -42,11 +42,14 @@ extension GSA {
                               b: image, ldb: nchw ? P : channels, transposeB: !nchw, c: qkv, ldc: P)
             }
             let q = qkv, k = qkv + qRows * P, v = k + kRows * P
-            // With a row pass, the content term Σ_κ C_h[κ][c]·q_κ joins the row pass's sums (the queries of
-            // each image row are in L1 there) instead of a Yᶜ sgemm whose output the row pass re-reads.
+            // With a row pass over rows of more than 48 positions, the content term Σ_κ C_h[κ][c]·q_κ joins
+            // the row pass's sums (the queries of each image row are in L1 there) instead of a Yᶜ sgemm
+            // whose output the row pass re-reads. Those sums run 64 positions at a time, so on shorter
+            // rows they would multiply the content term's work (9× at 7 positions): there, the sgemm.
+            let fusedContent = hasContent && hasRow && W > 48
             if hasContent {
                 planarContexts(keys: k, values: v, pixels: P, into: contexts, threads: threads)
-                if !hasRow { applyContexts(contexts, queries: q, pixels: P, into: target) }
+                if !fusedContent { applyContexts(contexts, queries: q, pixels: P, into: target) }
             }
             if hasColumn {
                 let destination = hasRow ? yh : target
@@ -55,8 +58,8 @@ extension GSA {
             }
             if hasRow {
                 rowPass(queries: q, values: hasColumn ? yh : v, height: H, width: W,
-                        contexts: hasContent ? UnsafePointer(contexts) : nil, into: target, accumulate: false,
-                        threads: threads)
+                        contexts: fusedContent ? UnsafePointer(contexts) : nil, into: target,
+                        accumulate: hasContent && !fusedContent, threads: threads)
             }
             if !nchw {
                 Transpose.planesToPixels(staging, pixels: P, channels: valueChannels, into: output, threads: threads)
