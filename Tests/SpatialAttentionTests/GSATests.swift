@@ -40,7 +40,8 @@ final class GSATests: XCTestCase {
     func testAblationsMatchNaive() throws {
         try withEvery("components", in: GSATests.ablations) { parts in
             try withEvery("layout", in: Layout.allCases) { layout in
-                try withEvery("H×W", in: [(4, 6), (6, 1)]) { hw in
+                // (3, 50): rows over 48 positions, where the content term joins the row pass.
+                try withEvery("H×W", in: [(4, 6), (6, 1), (3, 50)]) { hw in
                     var gsa = try GSA(channels: 8, heads: 2, valueChannels: 6, extent: 3, components: parts, seed: 5)
                     let x = seededTensor(Shape(2, 8, hw.0, hw.1), layout: layout, seed: 9)
                     let reference = try Naive.gsa(x, module: gsa)
