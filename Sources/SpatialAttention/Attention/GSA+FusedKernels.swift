@@ -48,8 +48,13 @@ extension GSA {
             Threads.forEach(heads * yBlocks, threads: threads) { item in
                 let h = item / yBlocks, y0 = (item % yBlocks) * 16, lanes = min(16, W - y0)
                 // 8 rows of H4 logit vectors, 64-byte aligned (one more vector to align it).
+                // With H ≤ 4 nothing writes rows 4…7, whose sums are computed and dropped: zero them.
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: (8 * H4 + 1) * 16) { buffer in
-                    if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
+                    if Scratch.poisonsBuffers {
+                        buffer.initialize(repeating: .nan)
+                    } else if H <= 4 {
+                        buffer.initialize(repeating: 0)
+                    }
                     let s = alignedVectors(buffer.baseAddress!)
                     for x0 in stride(from: 0, to: H, by: 8) {
                         let queries = q + h * dk * P + x0 * W + y0
@@ -215,10 +220,11 @@ func alignedVectors(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Fl
     return p + Int((64 - address % 64) % 64) / MemoryLayout<Float>.stride
 }
 
-/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
-/// embedding) for all `j, y < nPad` (rows `j ≥ n` are dropped by the caller); for lines over 48 positions. A block holds rows
-/// `j, j + 16, j + 32, j + 48` × positions `y0 … y0 + 63`: its 16 vectors meet only 7 distinct embedding
-/// offsets (`16·(yy − jj)` apart), so each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs.
+/// Row-pass logits for lines over 48 positions, transposed:
+/// `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed embedding) for all
+/// `j, y < nPad` (rows `j ≥ n` are dropped by the caller). A block
+/// holds rows `j, j + 16, j + 32, j + 48` × positions `y0 … y0 + 63`: its 16 vectors meet only 7 distinct
+/// embedding offsets (`16·(yy − jj)` apart), so each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs.
 @inline(__always)
 private func diagonalShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
                                    length n: Int, dk: Int, into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
@@ -302,7 +308,7 @@ private func shortShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: Unsa
 
 /// One sum of `transposedWeightedSums`: `Σ_t weight_c[t]·rows[t][y]` over `count` terms, with row `t` at
 /// `rows + t·rowStride` and `weight_c[t]` at `weights + c·channelStride + t·step`.
-struct WeightedRows {
+private struct WeightedRows {
     let rows: UnsafePointer<Float>, rowStride: Int
     let weights: UnsafePointer<Float>, channelStride: Int, step: Int
     let count: Int
