@@ -93,12 +93,13 @@ extension GSA {
                     if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
                     let st = alignedVectors(buffer.baseAddress!)
                     let queries = q + h * dk * P + x * W
+                    // Literal gaps, so that each call is specialised (equal offsets merged at gap 16).
                     if W > 48 {
-                        diagonalShiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride,
-                                            length: W, dk: dk, into: st, sStride: nPad)
+                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
+                                    rowGap: 16, into: st, sStride: nPad)
                     } else {
-                        shortShiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride,
-                                         length: W, dk: dk, into: st, sStride: nPad)
+                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
+                                    rowGap: 1, into: st, sStride: nPad)
                     }
                     let content = contexts.map {
                         WeightedRows(rows: queries, rowStride: P, weights: $0 + h * dk * dv, channelStride: 1, step: dv,
@@ -179,22 +180,14 @@ private func columnSums(_ s: UnsafePointer<Float>, rows: Int, values v: UnsafePo
         var offset = 0, si = s
         for _ in 0..<height {
             let w0 = load16(v0p + offset), w1 = load16(v1p + offset), w2 = load16(v2p + offset)
-            var t = load16(si)
-            a00 = multiplyAdd(t, w0, a00); a01 = multiplyAdd(t, w1, a01); a02 = multiplyAdd(t, w2, a02)
-            t = load16(si + r)
-            a10 = multiplyAdd(t, w0, a10); a11 = multiplyAdd(t, w1, a11); a12 = multiplyAdd(t, w2, a12)
-            t = load16(si + 2 * r)
-            a20 = multiplyAdd(t, w0, a20); a21 = multiplyAdd(t, w1, a21); a22 = multiplyAdd(t, w2, a22)
-            t = load16(si + 3 * r)
-            a30 = multiplyAdd(t, w0, a30); a31 = multiplyAdd(t, w1, a31); a32 = multiplyAdd(t, w2, a32)
-            t = load16(si + 4 * r)
-            a40 = multiplyAdd(t, w0, a40); a41 = multiplyAdd(t, w1, a41); a42 = multiplyAdd(t, w2, a42)
-            t = load16(si + 5 * r)
-            a50 = multiplyAdd(t, w0, a50); a51 = multiplyAdd(t, w1, a51); a52 = multiplyAdd(t, w2, a52)
-            t = load16(si + 6 * r)
-            a60 = multiplyAdd(t, w0, a60); a61 = multiplyAdd(t, w1, a61); a62 = multiplyAdd(t, w2, a62)
-            t = load16(si + 7 * r)
-            a70 = multiplyAdd(t, w0, a70); a71 = multiplyAdd(t, w1, a71); a72 = multiplyAdd(t, w2, a72)
+            // Logit row xx (in L1) times the three value vectors, into that row's accumulators.
+            @inline(__always) func add(_ xx: Int, _ b0: inout SIMD16<Float>, _ b1: inout SIMD16<Float>,
+                                       _ b2: inout SIMD16<Float>) {
+                let t = load16(si + xx * r)
+                b0 = multiplyAdd(t, w0, b0); b1 = multiplyAdd(t, w1, b1); b2 = multiplyAdd(t, w2, b2)
+            }
+            add(0, &a00, &a01, &a02); add(1, &a10, &a11, &a12); add(2, &a20, &a21, &a22); add(3, &a30, &a31, &a32)
+            add(4, &a40, &a41, &a42); add(5, &a50, &a51, &a52); add(6, &a60, &a61, &a62); add(7, &a70, &a71, &a72)
             offset += rowStride
             si += 16
         }
@@ -220,60 +213,22 @@ func alignedVectors(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Fl
     return p + Int((64 - address % 64) % 64) / MemoryLayout<Float>.stride
 }
 
-/// Row-pass logits for lines over 48 positions, transposed:
-/// `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed embedding) for all
-/// `j, y < nPad` (rows `j ≥ n` are dropped by the caller). A block
-/// holds rows `j, j + 16, j + 32, j + 48` × positions `y0 … y0 + 63`: its 16 vectors meet only 7 distinct
-/// embedding offsets (`16·(yy − jj)` apart), so each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs.
+/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
+/// embedding) for all `y < nPad`, in blocks of 4 rows `j0 + rowGap·jj` × 64 positions `y0 + 16·yy + lane`,
+/// whose embedding vectors start at offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
+/// - `rowGap` 16 (lines over 48 positions): the 16 vectors of a block meet only 7 distinct offsets, so
+///   each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs; rows `j < nPad` are computed (those
+///   past `n` are dropped by the caller);
+/// - `rowGap` 1 (shorter lines): 16 embedding loads per 16 FMAs, most of them across a cache line, but only
+///   rows `j < n` (rounded up to 4) are computed, where the gap of 16 would compute 64.
 @inline(__always)
-private func diagonalShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                                   length n: Int, dk: Int, into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
-    for j64 in stride(from: 0, to: n, by: 64) {
-        for j0 in j64..<(j64 + 16) {
-            for y0 in stride(from: 0, to: n, by: 64) {
-                var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
-                var a10 = a00, a11 = a00, a12 = a00, a13 = a00
-                var a20 = a00, a21 = a00, a22 = a00, a23 = a00
-                var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-                // r[16·d] is the embedding vector of rows j0 + 16·jj, positions y0 + 16·yy with d = yy − jj.
-                var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
-                var q = qt + y0
-                for _ in 0..<dk {
-                    let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
-                    let m3 = load16(r - 48), m2 = load16(r - 32), m1 = load16(r - 16), z0 = load16(r)
-                    let p1 = load16(r + 16), p2 = load16(r + 32), p3 = load16(r + 48)
-                    a00 = multiplyAdd(q0, z0, a00); a01 = multiplyAdd(q1, p1, a01)
-                    a02 = multiplyAdd(q2, p2, a02); a03 = multiplyAdd(q3, p3, a03)
-                    a10 = multiplyAdd(q0, m1, a10); a11 = multiplyAdd(q1, z0, a11)
-                    a12 = multiplyAdd(q2, p1, a12); a13 = multiplyAdd(q3, p2, a13)
-                    a20 = multiplyAdd(q0, m2, a20); a21 = multiplyAdd(q1, m1, a21)
-                    a22 = multiplyAdd(q2, z0, a22); a23 = multiplyAdd(q3, p1, a23)
-                    a30 = multiplyAdd(q0, m3, a30); a31 = multiplyAdd(q1, m2, a31)
-                    a32 = multiplyAdd(q2, m1, a32); a33 = multiplyAdd(q3, z0, a33)
-                    r += rtStride
-                    q += qStride
-                }
-                let row = st + j0 * nPad + y0, jump = 16 * nPad
-                store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
-                store16(a10, row + jump); store16(a11, row + jump + 16)
-                store16(a12, row + jump + 32); store16(a13, row + jump + 48)
-                store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
-                store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
-                store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
-                store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
-            }
-        }
-    }
-}
-
-/// Row-pass logits for lines of at most 48 positions, transposed: `Sᵀ[j][y]` as in ``diagonalShiftLogits``
-/// for `j < n` (rounded up to 4), all `y < nPad`; 4 consecutive rows `j` × 64 positions `y` per block, the
-/// query vectors shared by the 4 rows (16 embedding loads, most of them across a cache line, per 16 FMAs;
-/// the diagonal blocks would compute up to 64 rows where these compute `n`).
-@inline(__always)
-private func shortShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                                   length n: Int, dk: Int, into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
-    for j0 in stride(from: 0, to: n, by: 4) {
+private func shiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
+                         length n: Int, dk: Int, rowGap g: Int,
+                         into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
+    // Blocks: j0 = 0, 4, 8, … (gap 1), or j0 = 64·b + t for t < 16 (gap 16).
+    let blocks = g == 1 ? (n + 3) / 4 : (n + 63) / 64 * 16
+    for block in 0..<blocks {
+        let j0 = g == 1 ? 4 * block : block / 16 * 64 + block % 16
         for y0 in stride(from: 0, to: n, by: 64) {
             var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
             var a10 = a00, a11 = a00, a12 = a00, a13 = a00
@@ -283,25 +238,26 @@ private func shortShiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: Unsa
             var q = qt + y0
             for _ in 0..<dk {
                 let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+                // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
                 a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
                 a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
-                a10 = multiplyAdd(q0, load16(r - 1), a10); a11 = multiplyAdd(q1, load16(r + 15), a11)
-                a12 = multiplyAdd(q2, load16(r + 31), a12); a13 = multiplyAdd(q3, load16(r + 47), a13)
-                a20 = multiplyAdd(q0, load16(r - 2), a20); a21 = multiplyAdd(q1, load16(r + 14), a21)
-                a22 = multiplyAdd(q2, load16(r + 30), a22); a23 = multiplyAdd(q3, load16(r + 46), a23)
-                a30 = multiplyAdd(q0, load16(r - 3), a30); a31 = multiplyAdd(q1, load16(r + 13), a31)
-                a32 = multiplyAdd(q2, load16(r + 29), a32); a33 = multiplyAdd(q3, load16(r + 45), a33)
+                a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
+                a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
+                a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
+                a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
+                a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
+                a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32); a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
                 r += rtStride
                 q += qStride
             }
-            let row = st + j0 * nPad + y0
+            let row = st + j0 * nPad + y0, jump = g * nPad
             store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
-            store16(a10, row + nPad); store16(a11, row + nPad + 16)
-            store16(a12, row + nPad + 32); store16(a13, row + nPad + 48)
-            store16(a20, row + 2 * nPad); store16(a21, row + 2 * nPad + 16)
-            store16(a22, row + 2 * nPad + 32); store16(a23, row + 2 * nPad + 48)
-            store16(a30, row + 3 * nPad); store16(a31, row + 3 * nPad + 16)
-            store16(a32, row + 3 * nPad + 32); store16(a33, row + 3 * nPad + 48)
+            store16(a10, row + jump); store16(a11, row + jump + 16)
+            store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+            store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
+            store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+            store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
+            store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
         }
     }
 }
