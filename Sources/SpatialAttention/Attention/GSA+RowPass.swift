@@ -1,0 +1,180 @@
+/// The GSA row pass on channel-major planes (GSA+Fused.swift), vectorised over 16 output columns, and the
+/// content term it can carry.
+
+/// The shifted, transposed embedding of one pass over lines of `length` positions.
+struct ShiftedEmbedding {
+    /// Zero floats before shift `−(n−1)`, so that the rows `j` up to the next multiple of 64 past the last
+    /// one (computed and dropped) read inside the buffer.
+    static let margin = 64
+    let values: [Float]
+    let rowStride: Int
+
+    /// `RT[κ][margin + δ + length − 1] = R[δ + L − 1][κ]` for `|δ| ≤ min(L, length) − 1`, zero elsewhere.
+    init(_ r: [Float], extent L: Int, length n: Int, dk: Int) {
+        let vectors = (n + 63) / 64 * 64
+        rowStride = ShiftedEmbedding.margin + (n - 1) + vectors + 16
+        var rt = [Float](repeating: 0, count: dk * rowStride)
+        let reach = min(L, n) - 1
+        for delta in -reach...reach {
+            for k in 0..<dk { rt[k * rowStride + ShiftedEmbedding.margin + delta + n - 1] = r[(delta + L - 1) * dk + k] }
+        }
+        values = rt
+    }
+}
+
+extension GSA {
+    /// The row pass: `result_c[x, y] (=|+=) Σ_j (q[x, y]·R_r[j − y + L − 1])·v_c[x, j]` for every head, on
+    /// channel-major planes, plus the content term `Σ_κ C_h[κ][c]·q_κ[x, y]` when `contexts` holds the
+    /// heads' `C_h` (`[heads, dk, dv]`). Work items are (head, image row).
+    func rowPass(queries q: UnsafePointer<Float>, values v: UnsafePointer<Float>, height H: Int, width W: Int,
+                 contexts: UnsafePointer<Float>?, into result: UnsafeMutablePointer<Float>, accumulate: Bool,
+                 threads: Int) {
+        let (dk, dv, P) = (keyChannelsPerHead, valueChannelsPerHead, H * W)
+        let reversed = GSA.reversedRows(rowEmbedding, rows: 2 * extent - 1, dk: dk)
+        let embedding = ShiftedEmbedding(reversed, extent: extent, length: W, dk: dk)
+        let nPad = (W + 63) / 64 * 64
+        embedding.values.withUnsafeBufferPointer { pe in
+            let rt = pe.baseAddress!
+            Threads.forEach(heads * H, threads: threads) { item in
+                let h = item / H, x = item % H
+                // nPad rows of nPad logits, 64-byte aligned (one more vector to align them).
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: (nPad + 1) * nPad) { buffer in
+                    if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
+                    let st = alignedVectors(buffer.baseAddress!)
+                    let queries = q + h * dk * P + x * W
+                    // Literal gaps, so that each call is specialised (equal offsets merged at gap 16).
+                    if W > 48 {
+                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
+                                    rowGap: 16, into: st, sStride: nPad)
+                    } else {
+                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
+                                    rowGap: 1, into: st, sStride: nPad)
+                    }
+                    let content = contexts.map {
+                        WeightedRows(rows: queries, rowStride: P, weights: $0 + h * dk * dv, channelStride: 1, step: dv,
+                                     count: dk)
+                    }
+                    transposedWeightedSums(st, sStride: nPad, values: v + h * dv * P + x * W, channelStride: P,
+                                           dv: dv, length: W, extra: content, into: result + h * dv * P + x * W,
+                                           planeStride: P, accumulate: accumulate)
+                }
+            }
+        }
+    }
+
+    /// `R` with its rows in reverse order (`R'[r] = R[2L − 2 − r]`: shift `δ` becomes `−δ`).
+    static func reversedRows(_ r: [Float], rows: Int, dk: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: r.count)
+        for row in 0..<rows { for k in 0..<dk { out[row * dk + k] = r[(rows - 1 - row) * dk + k] } }
+        return out
+    }
+}
+
+/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
+/// embedding) for all `y < nPad`, in blocks of 4 rows `j0 + rowGap·jj` × 64 positions `y0 + 16·yy + lane`,
+/// whose embedding vectors start at offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
+/// - `rowGap` 16 (lines over 48 positions): the 16 vectors of a block meet only 7 distinct offsets, so
+///   each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs; rows `j < nPad` are computed (those
+///   past `n` are dropped by the caller);
+/// - `rowGap` 1 (shorter lines): 16 embedding loads per 16 FMAs, most of them across a cache line, but only
+///   rows `j < n` (rounded up to 4) are computed, where the gap of 16 would compute 64.
+@inline(__always)
+private func shiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
+                         length n: Int, dk: Int, rowGap g: Int,
+                         into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
+    // Blocks: j0 = 0, 4, 8, … (gap 1), or j0 = 64·b + t for t < 16 (gap 16).
+    let blocks = g == 1 ? (n + 3) / 4 : (n + 63) / 64 * 16
+    for block in 0..<blocks {
+        let j0 = g == 1 ? 4 * block : block / 16 * 64 + block % 16
+        for y0 in stride(from: 0, to: n, by: 64) {
+            var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+            var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+            var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+            var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+            var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
+            var q = qt + y0
+            for _ in 0..<dk {
+                let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+                // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
+                a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
+                a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
+                a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
+                a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
+                a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
+                a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
+                a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
+                a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32); a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
+                r += rtStride
+                q += qStride
+            }
+            let row = st + j0 * nPad + y0, jump = g * nPad
+            store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
+            store16(a10, row + jump); store16(a11, row + jump + 16)
+            store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+            store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
+            store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+            store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
+            store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
+        }
+    }
+}
+
+/// One sum of `transposedWeightedSums`: `Σ_t weight_c[t]·rows[t][y]` over `count` terms, with row `t` at
+/// `rows + t·rowStride` and `weight_c[t]` at `weights + c·channelStride + t·step`.
+private struct WeightedRows {
+    let rows: UnsafePointer<Float>, rowStride: Int
+    let weights: UnsafePointer<Float>, channelStride: Int, step: Int
+    let count: Int
+}
+
+/// `plane_c[y] (=|+=) Σ_j v[j][c]·Sᵀ[j][y]` for `c < dv`, `y < n`, plus the `extra` sum when given (the
+/// row pass's content term `Σ_κ C[κ][c]·q_κ[y]`): 4 channels × 64 positions per block.
+@inline(__always)
+private func transposedWeightedSums(_ st: UnsafePointer<Float>, sStride nPad: Int, values v: UnsafePointer<Float>,
+                                    channelStride: Int, dv: Int, length n: Int, extra: WeightedRows?,
+                                    into plane: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool) {
+    let main = WeightedRows(rows: st, rowStride: nPad, weights: v, channelStride: channelStride, step: 1, count: n)
+    for c0 in stride(from: 0, to: dv, by: 4) {
+        // Channels past dv repeat the last one (their sums are computed and dropped).
+        let (c1, c2, c3) = (min(c0 + 1, dv - 1), min(c0 + 2, dv - 1), min(c0 + 3, dv - 1))
+        for y0 in stride(from: 0, to: n, by: 64) {
+            var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+            var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+            var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+            var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+            for term in 0..<(extra == nil ? 1 : 2) {
+                let sum = term == 0 ? main : extra!
+                let w = sum.weights, ws = sum.channelStride
+                var (w0, w1, w2, w3) = (w + c0 * ws, w + c1 * ws, w + c2 * ws, w + c3 * ws)
+                var s = sum.rows + y0
+                for _ in 0..<sum.count {
+                    let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
+                    let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
+                    let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
+                    a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
+                    a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
+                    a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
+                    a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
+                    a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
+                    a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
+                    a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
+                    a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
+                    s += sum.rowStride
+                    w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
+                }
+            }
+            let lanes = n - y0
+            @inline(__always) func emit(_ c: Int, _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>,
+                                        _ x3: SIMD16<Float>) {
+                guard c < dv else { return }
+                let target = plane + c * planeStride + y0
+                writeLanes(x0, count: lanes, into: target, accumulate: accumulate)
+                writeLanes(x1, count: lanes - 16, into: target + 16, accumulate: accumulate)
+                writeLanes(x2, count: lanes - 32, into: target + 32, accumulate: accumulate)
+                writeLanes(x3, count: lanes - 48, into: target + 48, accumulate: accumulate)
+            }
+            emit(c0, a00, a01, a02, a03); emit(c0 + 1, a10, a11, a12, a13)
+            emit(c0 + 2, a20, a21, a22, a23); emit(c0 + 3, a30, a31, a32, a33)
+        }
+    }
+}
