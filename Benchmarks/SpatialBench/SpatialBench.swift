@@ -1,4 +1,5 @@
 import ArgumentParser
+import SpatialAttention
 
 /// `spatial-bench`: reproduces the papers' tables and measures the kernels against the ceilings
 /// measured in the same run. `make bench` runs `spatial-bench all` on built-in defaults.
@@ -10,6 +11,12 @@ struct SpatialBench: ParsableCommand {
         subcommands: [AllBenchmarks.self, SPSABenchmark.self, TablesBenchmark.self, ConvBenchmark.self,
                       AttentionBenchmark.self, ScalingBenchmark.self, ThreadsBenchmark.self]
     )
+
+    /// Restarts with OpenBLAS's AVX-512 kernels where OpenBLAS left them unused, then runs the command.
+    static func main() {
+        BLAS.restartWithRecommendedCoreIfNeeded(program: "spatial-bench")
+        main(nil)
+    }
 }
 
 /// `spatial-bench all`: every benchmark of the main job, each on its built-in defaults.

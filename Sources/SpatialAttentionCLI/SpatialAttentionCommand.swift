@@ -1,4 +1,5 @@
 import ArgumentParser
+import SpatialAttention
 
 /// `spatial-attention`: apply the package's modules to NumPy files from the command line.
 @main
@@ -14,4 +15,10 @@ struct SpatialAttentionCommand: ParsableCommand {
         """,
         subcommands: [SPSACommand.self, ApplyCommand.self, ClassifyCommand.self, InfoCommand.self, InspectCommand.self]
     )
+
+    /// Restarts with OpenBLAS's AVX-512 kernels where OpenBLAS left them unused, then runs the command.
+    static func main() {
+        BLAS.restartWithRecommendedCoreIfNeeded(program: "spatial-attention")
+        main(nil)
+    }
 }

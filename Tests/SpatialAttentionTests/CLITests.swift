@@ -33,10 +33,14 @@ final class CLITests: XCTestCase {
 
     /// Runs the CLI; returns its exit status, stdout and stderr (read to the end before waiting, from
     /// temporary files, so that neither pipe can fill and block the child).
-    func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws
+        -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
+        // The tests read stderr from its first line: no restart note unless a test asks for one.
+        let keep = ["SPATIAL_ATTENTION_BLAS_CORE": "keep"]
+        process.environment = ProcessInfo.processInfo.environment.merging(keep.merging(environment) { $1 }) { $1 }
         let capture = NSTemporaryDirectory() + "spatial-cli-\(UUID().uuidString)"
         for path in [capture + ".out", capture + ".err"] {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -54,6 +58,25 @@ final class CLITests: XCTestCase {
         let out = FileManager.default.contents(atPath: capture + ".out") ?? Data()
         let err = FileManager.default.contents(atPath: capture + ".err") ?? Data()
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// The CLI restarts itself with OpenBLAS's AVX-512 kernels when the CPU has AVX-512 and OpenBLAS runs
+    /// its AVX2 ones (here forced by `OPENBLAS_CORETYPE=Haswell`), says so on stderr, and does the same work;
+    /// `SPATIAL_ATTENTION_BLAS_CORE=keep` keeps OpenBLAS's pick (any other value, or none, lets it restart).
+    func testRestartsWithAVX512KernelsWhereOpenBLASLeavesThemUnused() throws {
+        let note = "running again with OPENBLAS_CORETYPE=SkylakeX"
+        let forced = try runCLI(["info", "--list"],
+                                environment: ["OPENBLAS_CORETYPE": "Haswell", "SPATIAL_ATTENTION_BLAS_CORE": "auto"])
+        let kept = try runCLI(["info", "--list"],
+                              environment: ["OPENBLAS_CORETYPE": "Haswell", "SPATIAL_ATTENTION_BLAS_CORE": "keep"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertEqual(kept.status, 0, kept.stderr)
+        XCTAssertEqual(forced.stdout, kept.stdout)
+        XCTAssertTrue(forced.stdout.contains("resnet50"), forced.stdout)
+        XCTAssertEqual(forced.stderr.contains(note), BLAS.cpuSupportsAVX512, forced.stderr)
+        XCTAssertEqual(forced.stderr.components(separatedBy: note).count, BLAS.cpuSupportsAVX512 ? 2 : 1,
+                       "one restart at most: \(forced.stderr)")
+        XCTAssertFalse(kept.stderr.contains(note), kept.stderr)
     }
 
     func testSPSAMatchesNaiveInBothLayoutsAndWithEveryOption() throws {

@@ -1,4 +1,4 @@
-import SpatialAttention
+@testable import SpatialAttention
 import SpatialAttentionReference
 import TestSupport
 import XCTest
@@ -19,6 +19,20 @@ final class GEMMTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The executables' restart rule: AVX-512 kernels where the CPU has AVX-512 and OpenBLAS runs others.
+    func testRecommendedCoreTypeAsksForAVX512KernelsOnlyWhereTheyAreMissing() {
+        for core in ["Haswell", "Zen", "Prescott", "SandyBridge"] {
+            XCTAssertEqual(BLAS.recommendedCoreType(running: core, cpuSupportsAVX512: true), "SkylakeX", core)
+            XCTAssertNil(BLAS.recommendedCoreType(running: core, cpuSupportsAVX512: false), core)
+        }
+        for core in ["SkylakeX", "Cooperlake", "SapphireRapids", "skylakex"] {
+            XCTAssertNil(BLAS.recommendedCoreType(running: core, cpuSupportsAVX512: true), core)
+        }
+        // This process: whatever it runs, the rule's answer for it is what the property gives.
+        XCTAssertEqual(BLAS.recommendedCoreType,
+                       BLAS.recommendedCoreType(running: BLAS.coreName, cpuSupportsAVX512: BLAS.cpuSupportsAVX512))
     }
 
     func testSgemmAccumulatesIntoCWithAlphaAndBeta() {

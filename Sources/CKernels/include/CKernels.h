@@ -40,6 +40,11 @@ int ck_blas_threads(void);
 const char *ck_blas_config(void);
 /// The kernel family OpenBLAS chose for this CPU.
 const char *ck_blas_corename(void);
+/// 1 if the CPU has AVX-512 F, CD, DQ, BW and VL and the OS saves the zmm state, else 0.
+int ck_cpu_supports_avx512(void);
+/// Replaces the process by a fresh run of its own executable (`/proc/self/exe`) with `argv` and the
+/// current environment. Returns -1 only if that failed; not Linux: returns -1 and does nothing.
+int ck_exec_self(char *const argv[]);
 
 /// im2col for one image in CHW layout (PyTorch/Caffe order):
 /// columns[(c*kh + i)*kw + j][oy*outW + ox] = x[c][oy*sh - ph + i*dh][ox*sw - pw + j*dw], 0 outside.

@@ -1,4 +1,9 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Single-precision matrix multiplication through OpenBLAS (`cblas_sgemm`, row-major).
 ///
@@ -60,6 +65,58 @@ public enum BLAS {
 
     /// OpenBLAS's configuration string and the core type it runs, e.g. `"OpenBLAS 0.3.21 … (Cooperlake)"`.
     public static var configuration: String {
-        "\(String(cString: ck_blas_config())) (core \(String(cString: ck_blas_corename())))"
+        "\(String(cString: ck_blas_config())) (core \(coreName))"
+    }
+
+    /// The kernel family OpenBLAS runs, e.g. `"Haswell"` or `"SkylakeX"`; chosen once, when OpenBLAS loads,
+    /// from the CPU or from the `OPENBLAS_CORETYPE` environment variable.
+    public static var coreName: String { String(cString: ck_blas_corename()) }
+
+    /// The `OPENBLAS_CORETYPE` to run instead of OpenBLAS's own pick, or `nil` when its pick is right.
+    ///
+    /// OpenBLAS 0.3.21 (Debian 12's) does not know every AVX-512 CPU: on AMD Zen 5 (family 1Ah) it runs
+    /// its AVX2 `Haswell` kernels, and sgemm (3136×768×256) measured 123 GFLOP/s against 234–243 with
+    /// `OPENBLAS_CORETYPE=SkylakeX` (docs/design.md). This is `"SkylakeX"` when the CPU and the OS support
+    /// AVX-512 (F, CD, DQ, BW, VL) and OpenBLAS runs a core type without it.
+    public static var recommendedCoreType: String? {
+        recommendedCoreType(running: coreName, cpuSupportsAVX512: cpuSupportsAVX512)
+    }
+
+    /// Whether the CPU has AVX-512 F, CD, DQ, BW and VL and the OS saves the zmm registers (`cpuid`, `xgetbv`).
+    public static var cpuSupportsAVX512: Bool { ck_cpu_supports_avx512() != 0 }
+
+    /// ``recommendedCoreType`` for a given running core type and CPU.
+    static func recommendedCoreType(running core: String, cpuSupportsAVX512: Bool) -> String? {
+        let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+        return cpuSupportsAVX512 && !avx512Cores.contains(core.lowercased()) ? "SkylakeX" : nil
+    }
+
+    /// Runs the program again from the start with `OPENBLAS_CORETYPE=`\ ``recommendedCoreType``, so that
+    /// OpenBLAS loads its AVX-512 kernels; returns at once when there is no recommendation, when
+    /// `SPATIAL_ATTENTION_BLAS_CORE=keep` is in the environment, or when the restart fails.
+    ///
+    /// OpenBLAS reads `OPENBLAS_CORETYPE` only as it loads, before `main`, hence the restart. It replaces
+    /// a core type the environment names too: a machine image set `OPENBLAS_CORETYPE=Haswell` on the
+    /// AVX-512 host of docs/benchmarks.md's ninth session, where OpenBLAS alone picks `Cooperlake`.
+    /// The note on stderr says what was replaced. Call it first thing in an executable's `main`, before
+    /// any other work; this package's executables do. A process that links the library sets the variable
+    /// in its own environment instead. Linux only: elsewhere it returns at once.
+    public static func restartWithRecommendedCoreIfNeeded(program: String) {
+        let restarted = "SPATIAL_ATTENTION_BLAS_RESTARTED"
+        guard let core = recommendedCoreType, getenv(restarted) == nil,
+              getenv("SPATIAL_ATTENTION_BLAS_CORE").map({ String(cString: $0) }) != "keep" else { return }
+        let source = getenv("OPENBLAS_CORETYPE").map { "OPENBLAS_CORETYPE=\(String(cString: $0)) in the environment" }
+            ?? "its own detection"
+        writeToStandardError("\(program): OpenBLAS runs its \(coreName) kernels (from \(source)) on a CPU with "
+            + "AVX-512; running again with OPENBLAS_CORETYPE=\(core) (SPATIAL_ATTENTION_BLAS_CORE=keep keeps them)\n")
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv(restarted, "1", 1)  // one restart at most, whatever OpenBLAS makes of the variable
+        _ = ck_exec_self(CommandLine.unsafeArgv)
+        writeToStandardError("\(program): the restart failed; going on with OpenBLAS's \(coreName) kernels\n")
+    }
+
+    private static func writeToStandardError(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 }
