@@ -86,33 +86,55 @@ private func shiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePoi
     let blocks = g == 1 ? (n + 3) / 4 : (n + 63) / 64 * 16
     for block in 0..<blocks {
         let j0 = g == 1 ? 4 * block : block / 16 * 64 + block % 16
-        for y0 in stride(from: 0, to: n, by: 64) {
-            var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
-            var a10 = a00, a11 = a00, a12 = a00, a13 = a00
-            var a20 = a00, a21 = a00, a22 = a00, a23 = a00
-            var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-            var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
-            var q = qt + y0
-            for _ in 0..<dk {
-                let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
-                // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
-                a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
-                a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
-                a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
-                a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
-                a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
-                a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
+        // At gap 16, a block whose last row is past the line (t ≥ n − 48 in the last 64 rows: 8 of the 16
+        // blocks at n = 56) computes 3 rows: the caller reads rows j < n only.
+        if g == 16 && j0 + 48 >= n {
+            shiftLogitBlock(qt, qStride: qStride, rt: rt, rtStride: rtStride, length: n, dk: dk, rowGap: 16,
+                            rows: 3, j0: j0, into: st, sStride: nPad)
+        } else {
+            shiftLogitBlock(qt, qStride: qStride, rt: rt, rtStride: rtStride, length: n, dk: dk, rowGap: g,
+                            rows: 4, j0: j0, into: st, sStride: nPad)
+        }
+    }
+}
+
+/// One block of `shiftLogits`: `rows` (3 or 4, a literal at each call, so that the fourth row's loads and
+/// FMAs go when it is 3) rows `j0 + rowGap·jj` × all positions, 64 at a time.
+@inline(__always)
+private func shiftLogitBlock(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
+                             length n: Int, dk: Int, rowGap g: Int, rows: Int, j0: Int,
+                             into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
+    for y0 in stride(from: 0, to: n, by: 64) {
+        var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+        var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+        var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+        var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+        var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
+        var q = qt + y0
+        for _ in 0..<dk {
+            let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+            // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
+            a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
+            a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
+            a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
+            a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
+            a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
+            a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
+            if rows == 4 {
                 a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
-                a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32); a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
-                r += rtStride
-                q += qStride
+                a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32)
+                a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
             }
-            let row = st + j0 * nPad + y0, jump = g * nPad
-            store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
-            store16(a10, row + jump); store16(a11, row + jump + 16)
-            store16(a12, row + jump + 32); store16(a13, row + jump + 48)
-            store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
-            store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+            r += rtStride
+            q += qStride
+        }
+        let row = st + j0 * nPad + y0, jump = g * nPad
+        store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
+        store16(a10, row + jump); store16(a11, row + jump + 16)
+        store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+        store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
+        store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+        if rows == 4 {
             store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
             store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
         }
