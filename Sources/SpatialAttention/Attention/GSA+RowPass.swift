@@ -26,37 +26,50 @@ extension GSA {
     /// The row pass: `result_c[x, y] (=|+=) Σ_j (q[x, y]·R_r[j − y + L − 1])·v_c[x, j]` for every head, on
     /// channel-major planes, plus the content term `Σ_κ C_h[κ][c]·q_κ[x, y]` when `contexts` holds the
     /// heads' `C_h` (`[heads, dk, dv]`). Work items are (head, image row).
+    ///
+    /// Each row goes in tiles of 64 positions `y` × 64 rows `j` (one when `W ≤ 64`): the tile's logits
+    /// (16 KiB) stay in L1 while every channel's sums over its rows are added to the output. A whole row's
+    /// logits at `W = 224` (256 KiB) spilled to L2, and the pass ran 22% slower per FMA than at `W = 56`.
     func rowPass(queries q: UnsafePointer<Float>, values v: UnsafePointer<Float>, height H: Int, width W: Int,
                  contexts: UnsafePointer<Float>?, into result: UnsafeMutablePointer<Float>, accumulate: Bool,
                  threads: Int) {
         let (dk, dv, P) = (keyChannelsPerHead, valueChannelsPerHead, H * W)
         let reversed = GSA.reversedRows(rowEmbedding, rows: 2 * extent - 1, dk: dk)
         let embedding = ShiftedEmbedding(reversed, extent: extent, length: W, dk: dk)
-        let nPad = (W + 63) / 64 * 64
+        let tile = 64
         embedding.values.withUnsafeBufferPointer { pe in
             let rt = pe.baseAddress!
             Threads.forEach(heads * H, threads: threads) { item in
                 let h = item / H, x = item % H
-                // nPad rows of nPad logits, 64-byte aligned (one more vector to align them).
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: (nPad + 1) * nPad) { buffer in
+                // One tile of logits, 64-byte aligned (one more vector to align it).
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: (tile + 1) * tile) { buffer in
                     if Scratch.poisonsBuffers { buffer.initialize(repeating: .nan) }
                     let st = alignedVectors(buffer.baseAddress!)
-                    let queries = q + h * dk * P + x * W
-                    // Literal gaps, so that each call is specialised (equal offsets merged at gap 16).
-                    if W > 48 {
-                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
-                                    rowGap: 16, into: st, sStride: nPad)
-                    } else {
-                        shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W, dk: dk,
-                                    rowGap: 1, into: st, sStride: nPad)
+                    let queries = q + h * dk * P + x * W, values = v + h * dv * P + x * W
+                    let output = result + h * dv * P + x * W
+                    for yTile in 0..<(W + tile - 1) / tile {
+                        for jTile in 0..<(W + tile - 1) / tile {
+                            let (y0, j0) = (yTile * tile, jTile * tile)
+                            // Literal gaps, so that each call is specialised (equal offsets merged at gap 16).
+                            if W > 48 {
+                                shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W,
+                                            dk: dk, rowGap: 16, y0: y0, j0: j0, into: st, sStride: tile)
+                            } else {
+                                shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W,
+                                            dk: dk, rowGap: 1, y0: y0, j0: j0, into: st, sStride: tile)
+                            }
+                            // The content term joins the first tile of rows; later tiles add to the output.
+                            let content = j0 > 0 ? nil : contexts.map {
+                                WeightedRows(rows: queries + y0, rowStride: P, weights: $0 + h * dk * dv,
+                                             channelStride: 1, step: dv, count: dk)
+                            }
+                            let logits = WeightedRows(rows: st, rowStride: tile, weights: values + j0,
+                                                      channelStride: P, step: 1, count: min(tile, W - j0))
+                            transposedWeightedSums(logits, extra: content, dv: dv, lanes: W - y0,
+                                                   into: output + y0, planeStride: P,
+                                                   accumulate: accumulate || j0 > 0)
+                        }
                     }
-                    let content = contexts.map {
-                        WeightedRows(rows: queries, rowStride: P, weights: $0 + h * dk * dv, channelStride: 1, step: dv,
-                                     count: dk)
-                    }
-                    transposedWeightedSums(st, sStride: nPad, values: v + h * dv * P + x * W, channelStride: P,
-                                           dv: dv, length: W, extra: content, into: result + h * dv * P + x * W,
-                                           planeStride: P, accumulate: accumulate)
                 }
             }
         }
@@ -70,74 +83,82 @@ extension GSA {
     }
 }
 
-/// Row-pass logits, transposed: `Sᵀ[j][y] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed
-/// embedding) for all `y < nPad`, in blocks of 4 rows `j0 + rowGap·jj` × 64 positions `y0 + 16·yy + lane`,
-/// whose embedding vectors start at offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
+/// Row-pass logits, transposed, for one tile: `Sᵀ[j − j0][y − y0] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]`
+/// (RT' of the reversed embedding) for the 64 positions `y0 ≤ y < y0 + 64` and the rows `j0 ≤ j < j0 + 64`,
+/// in blocks of 4 rows `j + rowGap·jj` × 64 positions `y0 + 16·yy + lane`, whose embedding vectors start at
+/// offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
 /// - `rowGap` 16 (lines over 48 positions): the 16 vectors of a block meet only 7 distinct offsets, so
-///   each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs; rows `j < nPad` are computed (those
-///   past `n` are dropped by the caller);
-/// - `rowGap` 1 (shorter lines): 16 embedding loads per 16 FMAs, most of them across a cache line, but only
-///   rows `j < n` (rounded up to 4) are computed, where the gap of 16 would compute 64.
+///   each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs; a block computes only its rows before
+///   the line's end;
+/// - `rowGap` 1 (lines of at most 48 positions, one tile): 16 embedding loads per 16 FMAs, most of them
+///   across a cache line, but only rows `j < n` (rounded up to 4) are computed, where the gap of 16 would
+///   compute 64.
 @inline(__always)
 private func shiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                         length n: Int, dk: Int, rowGap g: Int,
-                         into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
-    // Blocks: j0 = 0, 4, 8, … (gap 1), or j0 = 64·b + t for t < 16 (gap 16).
-    let blocks = g == 1 ? (n + 3) / 4 : (n + 63) / 64 * 16
+                         length n: Int, dk: Int, rowGap g: Int, y0: Int, j0: Int,
+                         into st: UnsafeMutablePointer<Float>, sStride: Int) {
+    let blocks = g == 1 ? (n + 3) / 4 : 16
     for block in 0..<blocks {
-        let j0 = g == 1 ? 4 * block : block / 16 * 64 + block % 16
-        // At gap 16, a block whose last row is past the line (t ≥ n − 48 in the last 64 rows: 8 of the 16
-        // blocks at n = 56) computes 3 rows: the caller reads rows j < n only.
-        if g == 16 && j0 + 48 >= n {
-            shiftLogitBlock(qt, qStride: qStride, rt: rt, rtStride: rtStride, length: n, dk: dk, rowGap: 16,
-                            rows: 3, j0: j0, into: st, sStride: nPad)
-        } else {
-            shiftLogitBlock(qt, qStride: qStride, rt: rt, rtStride: rtStride, length: n, dk: dk, rowGap: g,
-                            rows: 4, j0: j0, into: st, sStride: nPad)
+        let j = j0 + (g == 1 ? 4 * block : block)
+        let (q, r, tileRow) = (qt + y0, rt + ShiftedEmbedding.margin + n - 1 + y0 - j, st + (j - j0) * sStride)
+        // At gap 16, the rows j + 16·jj before the line's end: 1…4 (a literal at each call).
+        switch g == 16 ? (n - j + 15) / 16 : 4 {
+        case ...1: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 1,
+                                   into: tileRow, sStride: sStride)
+        case 2: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 2,
+                                into: tileRow, sStride: sStride)
+        case 3: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 3,
+                                into: tileRow, sStride: sStride)
+        default: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: g, rows: 4,
+                                 into: tileRow, sStride: sStride)
         }
     }
 }
 
-/// One block of `shiftLogits`: `rows` (3 or 4, a literal at each call, so that the fourth row's loads and
-/// FMAs go when it is 3) rows `j0 + rowGap·jj` × all positions, 64 at a time.
+/// One block of `shiftLogits`: `rows` (1…4, a literal at each call, so that the other rows' loads and FMAs
+/// go) rows `rowGap·jj` apart × 64 positions, the embedding of row 0 starting at `rt`.
 @inline(__always)
 private func shiftLogitBlock(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                             length n: Int, dk: Int, rowGap g: Int, rows: Int, j0: Int,
-                             into st: UnsafeMutablePointer<Float>, sStride nPad: Int) {
-    for y0 in stride(from: 0, to: n, by: 64) {
-        var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
-        var a10 = a00, a11 = a00, a12 = a00, a13 = a00
-        var a20 = a00, a21 = a00, a22 = a00, a23 = a00
-        var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-        var r = rt + ShiftedEmbedding.margin + n - 1 + y0 - j0
-        var q = qt + y0
-        for _ in 0..<dk {
-            let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
-            // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
-            a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
-            a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
+                             dk: Int, rowGap g: Int, rows: Int, into row: UnsafeMutablePointer<Float>,
+                             sStride: Int) {
+    var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+    var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+    var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+    var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+    var r = rt, q = qt
+    for _ in 0..<dk {
+        let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+        // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
+        a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
+        a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
+        if rows >= 2 {
             a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
             a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
+        }
+        if rows >= 3 {
             a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
             a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
-            if rows == 4 {
-                a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
-                a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32)
-                a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
-            }
-            r += rtStride
-            q += qStride
         }
-        let row = st + j0 * nPad + y0, jump = g * nPad
-        store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
+        if rows == 4 {
+            a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
+            a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32); a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
+        }
+        r += rtStride
+        q += qStride
+    }
+    let jump = g * sStride
+    store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
+    if rows >= 2 {
         store16(a10, row + jump); store16(a11, row + jump + 16)
         store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+    }
+    if rows >= 3 {
         store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
         store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
-        if rows == 4 {
-            store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
-            store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
-        }
+    }
+    if rows == 4 {
+        store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
+        store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
     }
 }
 
@@ -149,54 +170,51 @@ private struct WeightedRows {
     let count: Int
 }
 
-/// `plane_c[y] (=|+=) Σ_j v[j][c]·Sᵀ[j][y]` for `c < dv`, `y < n`, plus the `extra` sum when given (the
-/// row pass's content term `Σ_κ C[κ][c]·q_κ[y]`): 4 channels × 64 positions per block.
+/// `plane_c[y] (=|+=) Σ_t weight_c[t]·rows[t][y]` over the `main` sum's terms, plus the `extra` sum when
+/// given (the row pass's content term `Σ_κ C[κ][c]·q_κ[y]`), for `c < dv` and the first `min(lanes, 64)`
+/// positions: 4 channels × 64 positions per block.
 @inline(__always)
-private func transposedWeightedSums(_ st: UnsafePointer<Float>, sStride nPad: Int, values v: UnsafePointer<Float>,
-                                    channelStride: Int, dv: Int, length n: Int, extra: WeightedRows?,
+private func transposedWeightedSums(_ main: WeightedRows, extra: WeightedRows?, dv: Int, lanes: Int,
                                     into plane: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool) {
-    let main = WeightedRows(rows: st, rowStride: nPad, weights: v, channelStride: channelStride, step: 1, count: n)
-    for c0 in stride(from: 0, to: dv, by: 4) {
+    for group in 0..<(dv + 3) / 4 {
+        let c0 = 4 * group
         // Channels past dv repeat the last one (their sums are computed and dropped).
         let (c1, c2, c3) = (min(c0 + 1, dv - 1), min(c0 + 2, dv - 1), min(c0 + 3, dv - 1))
-        for y0 in stride(from: 0, to: n, by: 64) {
-            var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
-            var a10 = a00, a11 = a00, a12 = a00, a13 = a00
-            var a20 = a00, a21 = a00, a22 = a00, a23 = a00
-            var a30 = a00, a31 = a00, a32 = a00, a33 = a00
-            for term in 0..<(extra == nil ? 1 : 2) {
-                let sum = term == 0 ? main : extra!
-                let w = sum.weights, ws = sum.channelStride
-                var (w0, w1, w2, w3) = (w + c0 * ws, w + c1 * ws, w + c2 * ws, w + c3 * ws)
-                var s = sum.rows + y0
-                for _ in 0..<sum.count {
-                    let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
-                    let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
-                    let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
-                    a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
-                    a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
-                    a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
-                    a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
-                    a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
-                    a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
-                    a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
-                    a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
-                    s += sum.rowStride
-                    w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
-                }
+        var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
+        var a10 = a00, a11 = a00, a12 = a00, a13 = a00
+        var a20 = a00, a21 = a00, a22 = a00, a23 = a00
+        var a30 = a00, a31 = a00, a32 = a00, a33 = a00
+        for term in 0..<(extra == nil ? 1 : 2) {
+            let sum = term == 0 ? main : extra!
+            let w = sum.weights, ws = sum.channelStride
+            var (w0, w1, w2, w3) = (w + c0 * ws, w + c1 * ws, w + c2 * ws, w + c3 * ws)
+            var s = sum.rows
+            for _ in 0..<sum.count {
+                let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
+                let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
+                let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
+                a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
+                a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
+                a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
+                a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
+                a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
+                a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
+                a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
+                a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
+                s += sum.rowStride
+                w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
             }
-            let lanes = n - y0
-            @inline(__always) func emit(_ c: Int, _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>,
-                                        _ x3: SIMD16<Float>) {
-                guard c < dv else { return }
-                let target = plane + c * planeStride + y0
-                writeLanes(x0, count: lanes, into: target, accumulate: accumulate)
-                writeLanes(x1, count: lanes - 16, into: target + 16, accumulate: accumulate)
-                writeLanes(x2, count: lanes - 32, into: target + 32, accumulate: accumulate)
-                writeLanes(x3, count: lanes - 48, into: target + 48, accumulate: accumulate)
-            }
-            emit(c0, a00, a01, a02, a03); emit(c0 + 1, a10, a11, a12, a13)
-            emit(c0 + 2, a20, a21, a22, a23); emit(c0 + 3, a30, a31, a32, a33)
         }
+        @inline(__always) func emit(_ c: Int, _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>,
+                                    _ x3: SIMD16<Float>) {
+            guard c < dv else { return }
+            let target = plane + c * planeStride
+            writeLanes(x0, count: lanes, into: target, accumulate: accumulate)
+            writeLanes(x1, count: lanes - 16, into: target + 16, accumulate: accumulate)
+            writeLanes(x2, count: lanes - 32, into: target + 32, accumulate: accumulate)
+            writeLanes(x3, count: lanes - 48, into: target + 48, accumulate: accumulate)
+        }
+        emit(c0, a00, a01, a02, a03); emit(c0 + 1, a10, a11, a12, a13)
+        emit(c0 + 2, a20, a21, a22, a23); emit(c0 + 3, a30, a31, a32, a33)
     }
 }
