@@ -83,8 +83,9 @@ extension GSA {
     }
 }
 
-/// Row-pass logits, transposed, for one tile: `Sᵀ[j − j0][y − y0] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]`
-/// (RT' of the reversed embedding) for the 64 positions `y0 ≤ y < y0 + 64` and the rows `j0 ≤ j < j0 + 64`,
+/// Row-pass logits, transposed, for one tile:
+/// `Sᵀ[j − j0][y − y0] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed embedding) for
+/// the 64 positions `y0 ≤ y < y0 + 64` and the rows `j0 ≤ j < j0 + 64`,
 /// in blocks of 4 rows `j + rowGap·jj` × 64 positions `y0 + 16·yy + lane`, whose embedding vectors start at
 /// offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
 /// - `rowGap` 16 (lines over 48 positions): the 16 vectors of a block meet only 7 distinct offsets, so

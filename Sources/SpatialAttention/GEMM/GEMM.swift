@@ -74,8 +74,9 @@ public enum BLAS {
 
     /// The `OPENBLAS_CORETYPE` to run instead of OpenBLAS's own pick, or `nil` when its pick is right.
     ///
-    /// OpenBLAS 0.3.21 (Debian 12's) does not know every AVX-512 CPU: on AMD Zen 5 (family 1Ah) it runs
-    /// its AVX2 `Haswell` kernels, and sgemm (3136×768×256) measured 123 GFLOP/s against 234–243 with
+    /// OpenBLAS runs AVX2 kernels on an AVX-512 CPU when `OPENBLAS_CORETYPE` names them, as a machine
+    /// image did on this project's AMD Zen 5 host (`Haswell`), or when its detection does not know the
+    /// CPU. There, sgemm (3136×768×256) measured 116–132 GFLOP/s against 234–260 with
     /// `OPENBLAS_CORETYPE=SkylakeX` (docs/design.md). This is `"SkylakeX"` when the CPU and the OS support
     /// AVX-512 (F, CD, DQ, BW, VL) and OpenBLAS runs a core type without it.
     public static var recommendedCoreType: String? {
@@ -102,17 +103,22 @@ public enum BLAS {
     /// any other work; this package's executables do. A process that links the library sets the variable
     /// in its own environment instead. Linux only: elsewhere it returns at once.
     public static func restartWithRecommendedCoreIfNeeded(program: String) {
+        #if os(Linux)
         let restarted = "SPATIAL_ATTENTION_BLAS_RESTARTED"
         guard let core = recommendedCoreType, getenv(restarted) == nil,
               getenv("SPATIAL_ATTENTION_BLAS_CORE").map({ String(cString: $0) }) != "keep" else { return }
-        let source = getenv("OPENBLAS_CORETYPE").map { "OPENBLAS_CORETYPE=\(String(cString: $0)) in the environment" }
-            ?? "its own detection"
+        let previous = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        let source = previous.map { "OPENBLAS_CORETYPE=\($0) in the environment" } ?? "its own detection"
         writeToStandardError("\(program): OpenBLAS runs its \(coreName) kernels (from \(source)) on a CPU with "
             + "AVX-512; running again with OPENBLAS_CORETYPE=\(core) (SPATIAL_ATTENTION_BLAS_CORE=keep keeps them)\n")
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv(restarted, "1", 1)  // one restart at most, whatever OpenBLAS makes of the variable
         _ = ck_exec_self(CommandLine.unsafeArgv)
+        // Still here: the environment goes back to what this process runs.
+        if let previous { setenv("OPENBLAS_CORETYPE", previous, 1) } else { unsetenv("OPENBLAS_CORETYPE") }
+        unsetenv(restarted)
         writeToStandardError("\(program): the restart failed; going on with OpenBLAS's \(coreName) kernels\n")
+        #endif
     }
 
     private static func writeToStandardError(_ text: String) {
