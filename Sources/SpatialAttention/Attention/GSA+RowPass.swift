@@ -50,24 +50,27 @@ extension GSA {
                     for yTile in 0..<(W + tile - 1) / tile {
                         for jTile in 0..<(W + tile - 1) / tile {
                             let (y0, j0) = (yTile * tile, jTile * tile)
-                            // Literal gaps, so that each call is specialised (equal offsets merged at gap 16).
-                            if W > 48 {
-                                shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W,
-                                            dk: dk, rowGap: 16, y0: y0, j0: j0, into: st, sStride: tile)
-                            } else {
-                                shiftLogits(queries, qStride: P, rt: rt, rtStride: embedding.rowStride, length: W,
-                                            dk: dk, rowGap: 1, y0: y0, j0: j0, into: st, sStride: tile)
+                            // One tile; the kernels are specialised per width (vectors past a short row dropped).
+                            func tileSums<Width: RowTileWidth>(_ width: Width.Type) {
+                                shiftLogits(width, queries, qStride: P, rt: rt, rtStride: embedding.rowStride,
+                                            length: W, dk: dk, y0: y0, j0: j0, into: st, sStride: tile)
+                                // The content term joins the first tile of rows; later tiles add to the output.
+                                let content = j0 > 0 ? nil : contexts.map {
+                                    WeightedRows(rows: queries + y0, rowStride: P, weights: $0 + h * dk * dv,
+                                                 channelStride: 1, step: dv, count: dk)
+                                }
+                                let logits = WeightedRows(rows: st, rowStride: tile, weights: values + j0,
+                                                          channelStride: P, step: 1, count: min(tile, W - j0))
+                                transposedWeightedSums(width, logits, extra: content, dv: dv, lanes: W - y0,
+                                                       into: output + y0, planeStride: P,
+                                                       accumulate: accumulate || j0 > 0)
                             }
-                            // The content term joins the first tile of rows; later tiles add to the output.
-                            let content = j0 > 0 ? nil : contexts.map {
-                                WeightedRows(rows: queries + y0, rowStride: P, weights: $0 + h * dk * dv,
-                                             channelStride: 1, step: dv, count: dk)
+                            switch W {
+                            case 49...: tileSums(TileOf64.self)
+                            case 33...48: tileSums(TileOf48.self)
+                            case 17...32: tileSums(TileOf32.self)
+                            default: tileSums(TileOf16.self)
                             }
-                            let logits = WeightedRows(rows: st, rowStride: tile, weights: values + j0,
-                                                      channelStride: P, step: 1, count: min(tile, W - j0))
-                            transposedWeightedSums(logits, extra: content, dv: dv, lanes: W - y0,
-                                                   into: output + y0, planeStride: P,
-                                                   accumulate: accumulate || j0 > 0)
                         }
                     }
                 }
@@ -85,8 +88,9 @@ extension GSA {
 
 /// Row-pass logits, transposed, for one tile:
 /// `Sᵀ[j − j0][y − y0] = Σ_κ q_κ[y]·RT'[κ][margin + n − 1 + y − j]` (RT' of the reversed embedding) for
-/// the 64 positions `y0 ≤ y < y0 + 64` and the rows `j0 ≤ j < j0 + 64`,
-/// in blocks of 4 rows `j + rowGap·jj` × 64 positions `y0 + 16·yy + lane`, whose embedding vectors start at
+/// the `16·vectors` positions from `y0` (64 on lines over 48 positions; fewer vectors on shorter lines,
+/// whose single tile has fewer positions) and the rows `j0 ≤ j < j0 + 64`, in blocks of 4 rows
+/// `j + rowGap·jj` × `vectors` vectors of positions `y0 + 16·yy + lane`, whose embedding vectors start at
 /// offsets `16·yy − rowGap·jj` (with the query vectors shared by the rows):
 /// - `rowGap` 16 (lines over 48 positions): the 16 vectors of a block meet only 7 distinct offsets, so
 ///   each `κ` takes 4 query loads and 7 embedding loads per 16 FMAs; a block computes only its rows before
@@ -94,72 +98,114 @@ extension GSA {
 /// - `rowGap` 1 (lines of at most 48 positions, one tile): 16 embedding loads per 16 FMAs, most of them
 ///   across a cache line, but only rows `j < n` (rounded up to 4) are computed, where the gap of 16 would
 ///   compute 64.
-@inline(__always)
-private func shiftLogits(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                         length n: Int, dk: Int, rowGap g: Int, y0: Int, j0: Int,
-                         into st: UnsafeMutablePointer<Float>, sStride: Int) {
-    let blocks = g == 1 ? (n + 3) / 4 : 16
+private func shiftLogits<Width: RowTileWidth>(_ width: Width.Type, _ qt: UnsafePointer<Float>, qStride: Int,
+                                             rt: UnsafePointer<Float>, rtStride: Int, length n: Int, dk: Int,
+                                             y0: Int, j0: Int, into st: UnsafeMutablePointer<Float>, sStride: Int) {
+    let diagonal = Width.vectors == 4
+    let blocks = diagonal ? 16 : (n + 3) / 4
     for block in 0..<blocks {
-        let j = j0 + (g == 1 ? 4 * block : block)
+        let j = j0 + (diagonal ? block : 4 * block)
         let (q, r, tileRow) = (qt + y0, rt + ShiftedEmbedding.margin + n - 1 + y0 - j, st + (j - j0) * sStride)
-        // At gap 16, the rows j + 16·jj before the line's end: 1…4 (a literal at each call).
-        switch g == 16 ? (n - j + 15) / 16 : 4 {
-        case ...1: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 1,
-                                   into: tileRow, sStride: sStride)
-        case 2: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 2,
-                                into: tileRow, sStride: sStride)
-        case 3: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: 16, rows: 3,
-                                into: tileRow, sStride: sStride)
-        default: shiftLogitBlock(q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, rowGap: g, rows: 4,
-                                 into: tileRow, sStride: sStride)
+        @inline(__always) func compute<Rows: LogitBlockRows>(_ rows: Rows.Type) {
+            shiftLogitBlock(width, rows, q, qStride: qStride, rt: r, rtStride: rtStride, dk: dk, into: tileRow,
+                            sStride: sStride)
+        }
+        guard diagonal else {
+            compute(ConsecutiveRows.self)
+            continue
+        }
+        // Diagonal blocks: the rows j + 16·jj before the line's end, 1…4 (none: all are past it).
+        switch (n - j + 15) / 16 {
+        case ...0: break
+        case 1: compute(DiagonalRows1.self)
+        case 2: compute(DiagonalRows2.self)
+        case 3: compute(DiagonalRows3.self)
+        default: compute(DiagonalRows4.self)
         }
     }
 }
 
-/// One block of `shiftLogits`: `rows` (1…4, a literal at each call, so that the other rows' loads and FMAs
-/// go) rows `rowGap·jj` apart × 64 positions, the embedding of row 0 starting at `rt`.
-@inline(__always)
-private func shiftLogitBlock(_ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>, rtStride: Int,
-                             dk: Int, rowGap g: Int, rows: Int, into row: UnsafeMutablePointer<Float>,
-                             sStride: Int) {
+/// The width of a row-pass tile in vectors of 16 positions: 4 (64 positions) on lines over 48
+/// positions, else the fewest that hold the line. A type, so that the kernels are specialised per width.
+private protocol RowTileWidth { static var vectors: Int { get } }
+private enum TileOf16: RowTileWidth { static var vectors: Int { 1 } }
+private enum TileOf32: RowTileWidth { static var vectors: Int { 2 } }
+private enum TileOf48: RowTileWidth { static var vectors: Int { 3 } }
+private enum TileOf64: RowTileWidth { static var vectors: Int { 4 } }
+
+/// The rows of one block of row-pass logits, `rowGap` apart: 4 consecutive rows (lines of at most 48
+/// positions) or the diagonal block's rows before the line's end (1…4, 16 apart).
+private protocol LogitBlockRows { static var rows: Int { get }; static var rowGap: Int { get } }
+private enum ConsecutiveRows: LogitBlockRows { static var rows: Int { 4 }; static var rowGap: Int { 1 } }
+private enum DiagonalRows1: LogitBlockRows { static var rows: Int { 1 }; static var rowGap: Int { 16 } }
+private enum DiagonalRows2: LogitBlockRows { static var rows: Int { 2 }; static var rowGap: Int { 16 } }
+private enum DiagonalRows3: LogitBlockRows { static var rows: Int { 3 }; static var rowGap: Int { 16 } }
+private enum DiagonalRows4: LogitBlockRows { static var rows: Int { 4 }; static var rowGap: Int { 16 } }
+
+/// One block of `shiftLogits`: `Rows.rows` (1…4) rows `Rows.rowGap·jj` apart × `Width.vectors` (1…4)
+/// vectors of 16 positions, the embedding of row 0 starting at `rt`. Specialised per shape, so the loads
+/// and FMAs of the other rows and vectors go, and at gap 16 the equal embedding offsets merge.
+private func shiftLogitBlock<Width: RowTileWidth, Rows: LogitBlockRows>(
+    _ width: Width.Type, _ block: Rows.Type, _ qt: UnsafePointer<Float>, qStride: Int, rt: UnsafePointer<Float>,
+    rtStride: Int, dk: Int, into row: UnsafeMutablePointer<Float>, sStride: Int
+) {
+    let (vectors, rows, g) = (Width.vectors, Rows.rows, Rows.rowGap)
     var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00
     var a10 = a00, a11 = a00, a12 = a00, a13 = a00
     var a20 = a00, a21 = a00, a22 = a00, a23 = a00
     var a30 = a00, a31 = a00, a32 = a00, a33 = a00
     var r = rt, q = qt
     for _ in 0..<dk {
-        let q0 = load16(q), q1 = load16(q + 16), q2 = load16(q + 32), q3 = load16(q + 48)
+        let q0 = load16(q), q1 = vectors > 1 ? load16(q + 16) : q0
+        let q2 = vectors > 2 ? load16(q + 32) : q0, q3 = vectors > 3 ? load16(q + 48) : q0
         // Row jj, vector yy: r[16·yy − g·jj] (with g = 16 the compiler merges equal offsets).
-        a00 = multiplyAdd(q0, load16(r), a00); a01 = multiplyAdd(q1, load16(r + 16), a01)
-        a02 = multiplyAdd(q2, load16(r + 32), a02); a03 = multiplyAdd(q3, load16(r + 48), a03)
-        if rows >= 2 {
-            a10 = multiplyAdd(q0, load16(r - g), a10); a11 = multiplyAdd(q1, load16(r + 16 - g), a11)
-            a12 = multiplyAdd(q2, load16(r + 32 - g), a12); a13 = multiplyAdd(q3, load16(r + 48 - g), a13)
+        a00 = multiplyAdd(q0, load16(r), a00)
+        if vectors > 1 { a01 = multiplyAdd(q1, load16(r + 16), a01) }
+        if vectors > 2 { a02 = multiplyAdd(q2, load16(r + 32), a02) }
+        if vectors > 3 { a03 = multiplyAdd(q3, load16(r + 48), a03) }
+        if rows > 1 {
+            a10 = multiplyAdd(q0, load16(r - g), a10)
+            if vectors > 1 { a11 = multiplyAdd(q1, load16(r + 16 - g), a11) }
+            if vectors > 2 { a12 = multiplyAdd(q2, load16(r + 32 - g), a12) }
+            if vectors > 3 { a13 = multiplyAdd(q3, load16(r + 48 - g), a13) }
         }
-        if rows >= 3 {
-            a20 = multiplyAdd(q0, load16(r - 2 * g), a20); a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21)
-            a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22); a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23)
+        if rows > 2 {
+            a20 = multiplyAdd(q0, load16(r - 2 * g), a20)
+            if vectors > 1 { a21 = multiplyAdd(q1, load16(r + 16 - 2 * g), a21) }
+            if vectors > 2 { a22 = multiplyAdd(q2, load16(r + 32 - 2 * g), a22) }
+            if vectors > 3 { a23 = multiplyAdd(q3, load16(r + 48 - 2 * g), a23) }
         }
-        if rows == 4 {
-            a30 = multiplyAdd(q0, load16(r - 3 * g), a30); a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31)
-            a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32); a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33)
+        if rows > 3 {
+            a30 = multiplyAdd(q0, load16(r - 3 * g), a30)
+            if vectors > 1 { a31 = multiplyAdd(q1, load16(r + 16 - 3 * g), a31) }
+            if vectors > 2 { a32 = multiplyAdd(q2, load16(r + 32 - 3 * g), a32) }
+            if vectors > 3 { a33 = multiplyAdd(q3, load16(r + 48 - 3 * g), a33) }
         }
         r += rtStride
         q += qStride
     }
     let jump = g * sStride
-    store16(a00, row); store16(a01, row + 16); store16(a02, row + 32); store16(a03, row + 48)
-    if rows >= 2 {
-        store16(a10, row + jump); store16(a11, row + jump + 16)
-        store16(a12, row + jump + 32); store16(a13, row + jump + 48)
+    store16(a00, row)
+    if vectors > 1 { store16(a01, row + 16) }
+    if vectors > 2 { store16(a02, row + 32) }
+    if vectors > 3 { store16(a03, row + 48) }
+    if rows > 1 {
+        store16(a10, row + jump)
+        if vectors > 1 { store16(a11, row + jump + 16) }
+        if vectors > 2 { store16(a12, row + jump + 32) }
+        if vectors > 3 { store16(a13, row + jump + 48) }
     }
-    if rows >= 3 {
-        store16(a20, row + 2 * jump); store16(a21, row + 2 * jump + 16)
-        store16(a22, row + 2 * jump + 32); store16(a23, row + 2 * jump + 48)
+    if rows > 2 {
+        store16(a20, row + 2 * jump)
+        if vectors > 1 { store16(a21, row + 2 * jump + 16) }
+        if vectors > 2 { store16(a22, row + 2 * jump + 32) }
+        if vectors > 3 { store16(a23, row + 2 * jump + 48) }
     }
-    if rows == 4 {
-        store16(a30, row + 3 * jump); store16(a31, row + 3 * jump + 16)
-        store16(a32, row + 3 * jump + 32); store16(a33, row + 3 * jump + 48)
+    if rows > 3 {
+        store16(a30, row + 3 * jump)
+        if vectors > 1 { store16(a31, row + 3 * jump + 16) }
+        if vectors > 2 { store16(a32, row + 3 * jump + 32) }
+        if vectors > 3 { store16(a33, row + 3 * jump + 48) }
     }
 }
 
@@ -172,11 +218,14 @@ private struct WeightedRows {
 }
 
 /// `plane_c[y] (=|+=) Σ_t weight_c[t]·rows[t][y]` over the `main` sum's terms, plus the `extra` sum when
-/// given (the row pass's content term `Σ_κ C[κ][c]·q_κ[y]`), for `c < dv` and the first `min(lanes, 64)`
-/// positions: 4 channels × 64 positions per block.
-@inline(__always)
-private func transposedWeightedSums(_ main: WeightedRows, extra: WeightedRows?, dv: Int, lanes: Int,
-                                    into plane: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool) {
+/// given (the row pass's content term `Σ_κ C[κ][c]·q_κ[y]`), for `c < dv` and the first
+/// `min(lanes, 16·vectors)` positions: 4 channels × `Width.vectors` vectors of 16 positions per block
+/// (specialised per width).
+private func transposedWeightedSums<Width: RowTileWidth>(
+    _ width: Width.Type, _ main: WeightedRows, extra: WeightedRows?, dv: Int, lanes: Int,
+    into plane: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool
+) {
+    let vectors = Width.vectors
     for group in 0..<(dv + 3) / 4 {
         let c0 = 4 * group
         // Channels past dv repeat the last one (their sums are computed and dropped).
@@ -191,17 +240,33 @@ private func transposedWeightedSums(_ main: WeightedRows, extra: WeightedRows?, 
             var (w0, w1, w2, w3) = (w + c0 * ws, w + c1 * ws, w + c2 * ws, w + c3 * ws)
             var s = sum.rows
             for _ in 0..<sum.count {
-                let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
                 let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
                 let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
-                a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
-                a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
-                a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
-                a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
-                a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
-                a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
-                a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
-                a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
+                if vectors == 4 {
+                    let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
+                    a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
+                    a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
+                    a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
+                    a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
+                    a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
+                    a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
+                    a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
+                    a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
+                } else {
+                    let s0 = load16(s)
+                    a00 = multiplyAdd(v0, s0, a00); a10 = multiplyAdd(v1, s0, a10)
+                    a20 = multiplyAdd(v2, s0, a20); a30 = multiplyAdd(v3, s0, a30)
+                    if vectors > 1 {
+                        let s1 = load16(s + 16)
+                        a01 = multiplyAdd(v0, s1, a01); a11 = multiplyAdd(v1, s1, a11)
+                        a21 = multiplyAdd(v2, s1, a21); a31 = multiplyAdd(v3, s1, a31)
+                    }
+                    if vectors > 2 {
+                        let s2 = load16(s + 32)
+                        a02 = multiplyAdd(v0, s2, a02); a12 = multiplyAdd(v1, s2, a12)
+                        a22 = multiplyAdd(v2, s2, a22); a32 = multiplyAdd(v3, s2, a32)
+                    }
+                }
                 s += sum.rowStride
                 w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
             }
@@ -211,9 +276,9 @@ private func transposedWeightedSums(_ main: WeightedRows, extra: WeightedRows?, 
             guard c < dv else { return }
             let target = plane + c * planeStride
             writeLanes(x0, count: lanes, into: target, accumulate: accumulate)
-            writeLanes(x1, count: lanes - 16, into: target + 16, accumulate: accumulate)
-            writeLanes(x2, count: lanes - 32, into: target + 32, accumulate: accumulate)
-            writeLanes(x3, count: lanes - 48, into: target + 48, accumulate: accumulate)
+            if vectors > 1 { writeLanes(x1, count: lanes - 16, into: target + 16, accumulate: accumulate) }
+            if vectors > 2 { writeLanes(x2, count: lanes - 32, into: target + 32, accumulate: accumulate) }
+            if vectors > 3 { writeLanes(x3, count: lanes - 48, into: target + 48, accumulate: accumulate) }
         }
         emit(c0, a00, a01, a02, a03); emit(c0 + 1, a10, a11, a12, a13)
         emit(c0 + 2, a20, a21, a22, a23); emit(c0 + 3, a30, a31, a32, a33)
