@@ -3,8 +3,8 @@
 
 /// The shifted, transposed embedding of one pass over lines of `length` positions.
 struct ShiftedEmbedding {
-    /// Zero floats before shift `−(n−1)`, so that the rows `j` up to the next multiple of 64 past the last
-    /// one (computed and dropped) read inside the buffer.
+    /// Zero floats before shift `−(n−1)`, so that rows `j` computed past the last one (up to 3 in a block
+    /// of consecutive rows, then dropped) read inside the buffer; 64 also covers a whole tile of rows.
     static let margin = 64
     let values: [Float]
     let rowStride: Int
@@ -16,7 +16,8 @@ struct ShiftedEmbedding {
         var rt = [Float](repeating: 0, count: dk * rowStride)
         let reach = min(L, n) - 1
         for delta in -reach...reach {
-            for k in 0..<dk { rt[k * rowStride + ShiftedEmbedding.margin + delta + n - 1] = r[(delta + L - 1) * dk + k] }
+            let column = ShiftedEmbedding.margin + delta + n - 1
+            for k in 0..<dk { rt[k * rowStride + column] = r[(delta + L - 1) * dk + k] }
         }
         values = rt
     }
@@ -242,30 +243,23 @@ private func transposedWeightedSums<Width: RowTileWidth>(
             for _ in 0..<sum.count {
                 let v0 = SIMD16<Float>(repeating: w0.pointee), v1 = SIMD16<Float>(repeating: w1.pointee)
                 let v2 = SIMD16<Float>(repeating: w2.pointee), v3 = SIMD16<Float>(repeating: w3.pointee)
-                if vectors == 4 {
-                    let s0 = load16(s), s1 = load16(s + 16), s2 = load16(s + 32), s3 = load16(s + 48)
-                    a00 = multiplyAdd(v0, s0, a00); a01 = multiplyAdd(v0, s1, a01)
-                    a02 = multiplyAdd(v0, s2, a02); a03 = multiplyAdd(v0, s3, a03)
-                    a10 = multiplyAdd(v1, s0, a10); a11 = multiplyAdd(v1, s1, a11)
-                    a12 = multiplyAdd(v1, s2, a12); a13 = multiplyAdd(v1, s3, a13)
-                    a20 = multiplyAdd(v2, s0, a20); a21 = multiplyAdd(v2, s1, a21)
-                    a22 = multiplyAdd(v2, s2, a22); a23 = multiplyAdd(v2, s3, a23)
-                    a30 = multiplyAdd(v3, s0, a30); a31 = multiplyAdd(v3, s1, a31)
-                    a32 = multiplyAdd(v3, s2, a32); a33 = multiplyAdd(v3, s3, a33)
-                } else {
-                    let s0 = load16(s)
-                    a00 = multiplyAdd(v0, s0, a00); a10 = multiplyAdd(v1, s0, a10)
-                    a20 = multiplyAdd(v2, s0, a20); a30 = multiplyAdd(v3, s0, a30)
-                    if vectors > 1 {
-                        let s1 = load16(s + 16)
-                        a01 = multiplyAdd(v0, s1, a01); a11 = multiplyAdd(v1, s1, a11)
-                        a21 = multiplyAdd(v2, s1, a21); a31 = multiplyAdd(v3, s1, a31)
-                    }
-                    if vectors > 2 {
-                        let s2 = load16(s + 32)
-                        a02 = multiplyAdd(v0, s2, a02); a12 = multiplyAdd(v1, s2, a12)
-                        a22 = multiplyAdd(v2, s2, a22); a32 = multiplyAdd(v3, s2, a32)
-                    }
+                let s0 = load16(s)
+                a00 = multiplyAdd(v0, s0, a00); a10 = multiplyAdd(v1, s0, a10)
+                a20 = multiplyAdd(v2, s0, a20); a30 = multiplyAdd(v3, s0, a30)
+                if vectors > 1 {
+                    let s1 = load16(s + 16)
+                    a01 = multiplyAdd(v0, s1, a01); a11 = multiplyAdd(v1, s1, a11)
+                    a21 = multiplyAdd(v2, s1, a21); a31 = multiplyAdd(v3, s1, a31)
+                }
+                if vectors > 2 {
+                    let s2 = load16(s + 32)
+                    a02 = multiplyAdd(v0, s2, a02); a12 = multiplyAdd(v1, s2, a12)
+                    a22 = multiplyAdd(v2, s2, a22); a32 = multiplyAdd(v3, s2, a32)
+                }
+                if vectors > 3 {
+                    let s3 = load16(s + 48)
+                    a03 = multiplyAdd(v0, s3, a03); a13 = multiplyAdd(v1, s3, a13)
+                    a23 = multiplyAdd(v2, s3, a23); a33 = multiplyAdd(v3, s3, a33)
                 }
                 s += sum.rowStride
                 w0 += sum.step; w1 += sum.step; w2 += sum.step; w3 += sum.step
